@@ -1,0 +1,38 @@
+# The verbs a user needs. Every target installs first (quick when nothing changed).
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+SWEEP_DIR ?= $(lastword $(sort $(wildcard outputs/multirun/*/*)))
+
+.PHONY: install demo test test-slow lint format bench sweep report clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --disable-pip-version-check -q -e '.[dev]'
+	touch $(STAMP)
+
+demo: install  ## the main job on the built-in demo corpus
+	$(BIN)/python -m segser.train experiment=demo
+
+test: install  ## the default test suite (slow tests excluded)
+	$(BIN)/python -m pytest
+
+test-slow: install  ## the slow tests only
+	$(BIN)/python -m pytest -m slow
+
+lint: install
+	$(BIN)/ruff check segser tests experiments
+	$(BIN)/ruff format --check segser tests experiments
+
+format: install
+	$(BIN)/ruff check --fix segser tests experiments
+	$(BIN)/ruff format segser tests experiments
+
+bench: install  ## feature extraction: ours vs the reference pipeline
+	$(BIN)/python experiments/bench_features.py
+
+clean:
+	rm -rf outputs multirun .pytest_cache .ruff_cache
