@@ -1,0 +1,107 @@
+"""Read the IEMOCAP release layout into a clip table.
+
+Labels come from the summary lines of `SessionN/dialog/EmoEvaluation/<dialog>.txt`, e.g.
+`[6.2901 - 8.2357]<TAB>Ses01F_impro01_F000<TAB>neu<TAB>[2.5000, 2.5000, 2.5000]`; the
+rater lines (C-E1:, A-E1:), % headers and blanks around them carry no clip label.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from segser.data.clips import BadClipPolicy, BadClips, Clip, clip_duration_seconds
+from segser.errors import BadClipError, SegserError
+
+_SUMMARY_LINE = re.compile(
+    r"^\[(?P<start>\d+(?:\.\d+)?) - (?P<end>\d+(?:\.\d+)?)\]\s+(?P<utterance>\S+)\s+"
+    r"(?P<code>\S+)\s+\[[^\]]*\]\s*$"
+)
+# Ses01F_impro01_M000: session Ses01, dialog led by F, spoken by M (the letter before the number).
+_UTTERANCE_ID = re.compile(r"^(?P<session>Ses\d{2})[FM]_\S+_(?P<speaker>[FM])[A-Z]*\d+$")
+_SUMMARY_FORMAT = "[START - END]<TAB>UTTERANCE_ID<TAB>CODE<TAB>[V, A, D]"
+_POINT_AT_IEMOCAP = (
+    "Point dataset.root (or IEMOCAP_ROOT) at the IEMOCAP_full_release folder, "
+    "e.g. dataset.root=/path/to/IEMOCAP_full_release, or use dataset=demo"
+)
+
+
+def _session_dirs(root: Path, sessions: Sequence[int] | None) -> list[Path]:
+    """The Session folders to read, checking the root looks like an IEMOCAP release."""
+    if not root.is_dir():
+        raise SegserError(f"{root}: IEMOCAP root not found. {_POINT_AT_IEMOCAP}")
+    found = sorted(p.parent.parent for p in root.glob("Session*/dialog/EmoEvaluation"))
+    if not found:
+        raise SegserError(
+            f"{root}: not an IEMOCAP layout (no Session*/dialog/EmoEvaluation). {_POINT_AT_IEMOCAP}"
+        )
+    if sessions is None:
+        return found
+    chosen = [root / f"Session{n}" for n in sessions]
+    for session_dir in chosen:
+        if session_dir not in found:
+            raise SegserError(
+                f"{session_dir}: no such session (found {', '.join(p.name for p in found)}). "
+                "Choose dataset.sessions among those"
+            )
+    return chosen
+
+
+def _summary_lines(path: Path) -> list[tuple[str, str, str, str]]:
+    """(utterance id, emotion code, speaker, session) for every summary line of one dialog file."""
+    rows = []
+    for lineno, raw in enumerate(
+        path.read_text(encoding="utf-8", errors="replace").splitlines(), 1
+    ):
+        line = raw.strip()
+        if not line.startswith("["):  # rater lines, % headers, blanks
+            continue
+        match = _SUMMARY_LINE.match(line)
+        ids = _UTTERANCE_ID.match(match["utterance"]) if match else None
+        if match is None or ids is None:
+            raise SegserError(
+                f"{path}:{lineno}: malformed summary line {line!r}; expected {_SUMMARY_FORMAT}. "
+                "Fix or remove the line"
+            )
+        session = ids["session"]
+        rows.append((match["utterance"], match["code"], session + ids["speaker"], session))
+    return rows
+
+
+def read_iemocap(
+    root: str | Path,
+    label_map: Mapping[str, str],
+    sessions: Sequence[int] | None = None,
+    on_bad_clip: BadClipPolicy = "fail",
+) -> list[Clip]:
+    """Clips of an IEMOCAP release whose emotion code is in `label_map`, sorted by clip_id.
+
+    Codes outside the map (fru, xxx, ...) are dropped by design; `sessions` picks Session1..5.
+    """
+    root = Path(root).expanduser().resolve()
+    bad_clips = BadClips(on_bad_clip, root)
+    clips = []
+    for session_dir in _session_dirs(root, sessions):
+        for dialog_file in sorted((session_dir / "dialog" / "EmoEvaluation").glob("Ses*.txt")):
+            wav_dir = session_dir / "sentences" / "wav" / dialog_file.stem
+            for utterance, code, speaker, session in _summary_lines(dialog_file):
+                if code not in label_map:
+                    continue
+                path = wav_dir / f"{utterance}.wav"
+                try:
+                    duration = clip_duration_seconds(path)
+                except BadClipError as err:
+                    bad_clips.handle(err)
+                    continue
+                clips.append(
+                    Clip(
+                        clip_id=utterance,
+                        path=path,
+                        label=label_map[code],
+                        speaker=speaker,
+                        session=session,
+                        duration_seconds=duration,
+                    )
+                )
+    return bad_clips.finish(clips)
