@@ -1,0 +1,141 @@
+"""Clip-level train/val/test splits: a clip's segments never straddle two sets."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from segser.data.clips import Clip
+from segser.errors import SegserError
+
+
+@dataclass(frozen=True)
+class ClipSplit:
+    """Indices into the clip table for each set, plus how they were drawn."""
+
+    train: list[int]
+    val: list[int]
+    test: list[int]
+    description: dict = field(default_factory=dict)
+
+    def write(self, path: Path, clips: Sequence[Clip]) -> None:
+        """Save the split by clip id so a run can be audited and repeated."""
+        payload = {
+            "description": self.description,
+            **{
+                name: [clips[i].clip_id for i in getattr(self, name)]
+                for name in ("train", "val", "test")
+            },
+        }
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(payload, indent=1))
+
+
+def _stratified_partition(
+    indices: Sequence[int],
+    labels: Sequence[str],
+    fractions: Sequence[float],
+    rng: np.random.Generator,
+) -> list[list[int]]:
+    """Shuffle each label's clips and cut them by `fractions`, so every part keeps the label mix."""
+    parts: list[list[int]] = [[] for _ in fractions]
+    cumulative = np.cumsum(fractions) / np.sum(fractions)
+    for label in sorted(set(labels)):
+        members = np.array([i for i, lab in zip(indices, labels, strict=True) if lab == label])
+        rng.shuffle(members)
+        cuts = np.round(cumulative * len(members)).astype(int)
+        start = 0
+        for part, stop in zip(parts, cuts, strict=True):
+            part.extend(members[start:stop].tolist())
+            start = stop
+    return [sorted(p) for p in parts]
+
+
+def random_split(clips: Sequence[Clip], ratios: Sequence[float], seed: int) -> ClipSplit:
+    """The paper's protocol: a seeded random split of utterances, stratified by label (8:1:1)."""
+    indices = list(range(len(clips)))
+    train, val, test = _stratified_partition(
+        indices, [c.label for c in clips], ratios, np.random.default_rng(seed)
+    )
+    return ClipSplit(train, val, test, {"name": "random", "ratios": list(ratios), "seed": seed})
+
+
+def _held_out_split(
+    clips: Sequence[Clip],
+    is_test: Sequence[bool],
+    val_fraction: float,
+    seed: int,
+    description: dict,
+) -> ClipSplit:
+    """Test = the held-out clips; val = a stratified fraction of the rest."""
+    test = [i for i, t in enumerate(is_test) if t]
+    rest = [i for i, t in enumerate(is_test) if not t]
+    if not test or not rest:
+        raise SegserError(
+            f"split {description} leaves an empty train or test set. "
+            "Check split.fold / split.test_speakers against the corpus' sessions and speakers."
+        )
+    train, val = _stratified_partition(
+        rest,
+        [clips[i].label for i in rest],
+        [1.0 - val_fraction, val_fraction],
+        np.random.default_rng(seed),
+    )
+    return ClipSplit(train, val, sorted(test), description)
+
+
+def loso_split(clips: Sequence[Clip], fold: int, val_fraction: float, seed: int) -> ClipSplit:
+    """Leave-one-session-out: fold k tests on the k-th session (sorted), unseen speakers."""
+    sessions = sorted({c.session for c in clips})
+    if not 1 <= fold <= len(sessions):
+        raise SegserError(
+            f"split.fold={fold} is out of range: the corpus has {len(sessions)} sessions "
+            f"({', '.join(sessions)}). Use split.fold=1..{len(sessions)}."
+        )
+    held_out = sessions[fold - 1]
+    description = {"name": "loso", "fold": fold, "test_session": held_out, "seed": seed}
+    return _held_out_split(
+        clips, [c.session == held_out for c in clips], val_fraction, seed, description
+    )
+
+
+def speaker_split(
+    clips: Sequence[Clip], test_speakers: Sequence[str], val_fraction: float, seed: int
+) -> ClipSplit:
+    """Hold out the named speakers for test; the rest train and validate."""
+    unknown = set(test_speakers) - {c.speaker for c in clips}
+    if unknown:
+        known = ", ".join(sorted({c.speaker for c in clips}))
+        raise SegserError(
+            f"split.test_speakers names unknown speakers {sorted(unknown)}; known: {known}."
+        )
+    description = {"name": "speaker", "test_speakers": list(test_speakers), "seed": seed}
+    return _held_out_split(
+        clips, [c.speaker in set(test_speakers) for c in clips], val_fraction, seed, description
+    )
+
+
+def make_split(
+    clips: Sequence[Clip],
+    name: str,
+    seed: int,
+    ratios: Sequence[float] = (0.8, 0.1, 0.1),
+    fold: int = 1,
+    test_speakers: Sequence[str] = (),
+    val_fraction: float = 0.1,
+) -> ClipSplit:
+    """Dispatch on the split's name (`random`, `loso`, `speaker`)."""
+    if name == "random":
+        return random_split(clips, ratios, seed)
+    if name == "loso":
+        return loso_split(clips, fold, val_fraction, seed)
+    if name == "speaker":
+        return speaker_split(clips, test_speakers, val_fraction, seed)
+    raise SegserError(f"unknown split '{name}'. Use split=random, split=loso or split=speaker.")
+
+
+__all__ = ["ClipSplit", "loso_split", "make_split", "random_split", "speaker_split"]

@@ -1,0 +1,74 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from segser.data.cache import SegmentationSettings
+from segser.data.datamodule import SegmentDataModule
+from segser.data.features import LogMelSettings
+from segser.data.segmentation import count_segments
+
+CLASSES = ["angry", "happy", "sad", "neutral"]
+
+
+def datamodule(clips, tmp_path: Path, **kwargs) -> SegmentDataModule:
+    return SegmentDataModule(
+        clips=clips,
+        classes=CLASSES,
+        cache_dir=tmp_path / "cache",
+        segmentation=SegmentationSettings(1.0, 0.5),
+        features=LogMelSettings(),
+        batch_size=8,
+        split_file=tmp_path / "split.json",
+        **kwargs,
+    )
+
+
+def test_batches_carry_patch_label_and_clip_id(tone_clips, tmp_path: Path) -> None:
+    dm = datamodule(tone_clips, tmp_path)
+    dm.prepare_data()
+    dm.setup("fit")
+    seen: dict[int, int] = {}
+    for loader in (dm.train_dataloader(), dm.val_dataloader(), dm.test_dataloader()):
+        for patches, labels, clip_ids in loader:
+            assert patches.shape[1:] == (1, 96, 64) and patches.dtype == torch.float32
+            assert labels.shape == clip_ids.shape == (len(patches),)
+            for label, clip in zip(labels.tolist(), clip_ids.tolist(), strict=True):
+                assert CLASSES[label] == tone_clips[clip].label  # clip ids survive batching
+                seen[clip] = seen.get(clip, 0) + 1
+    # every clip appears with exactly its number of segments
+    for index, clip in enumerate(tone_clips):
+        expected = count_segments(round(clip.duration_seconds * 16000), 16000, 1.0, 0.5)
+        assert seen[index] == expected
+
+
+def test_split_is_disjoint_by_clip_and_written(tone_clips, tmp_path: Path) -> None:
+    dm = datamodule(tone_clips, tmp_path)
+    dm.setup("fit")
+    clips_of = {
+        name: {int(c) for _, _, ids in getattr(dm, f"{name}_dataloader")() for c in ids}
+        for name in ("train", "val", "test")
+    }
+    assert not clips_of["train"] & clips_of["test"]
+    assert not clips_of["train"] & clips_of["val"]
+    assert not clips_of["val"] & clips_of["test"]
+    written = json.loads((tmp_path / "split.json").read_text())
+    assert sorted(written["test"]) == sorted(tone_clips[i].clip_id for i in clips_of["test"])
+    assert written["description"]["name"] == "random"
+
+
+def test_loso_split_test_set_is_one_session(tone_clips, tmp_path: Path) -> None:
+    dm = datamodule(tone_clips, tmp_path, split_name="loso", split_fold=2)
+    dm.setup("fit")
+    sessions = {
+        name: {
+            tone_clips[int(c)].session
+            for _, _, ids in getattr(dm, f"{name}_dataloader")()
+            for c in ids
+        }
+        for name in ("train", "val", "test")
+    }
+    assert sessions["test"] == {"Ses02"}
+    assert "Ses02" not in sessions["train"] | sessions["val"]
