@@ -1,0 +1,265 @@
+"""Segment and clip accuracies of the paper (section 3.3) as torchmetrics.
+
+A clip's segments may arrive in any order, spread over many ``update`` calls and DDP ranks, so
+the clip metrics keep every segment (list states, ``dist_reduce_fx="cat"``) and group segments
+by clip id only in ``compute``. Clip ids must therefore be unique across the whole evaluation
+set, not just within a batch or a rank. Argmax ties go to the lowest class index.
+A padding DistributedSampler repeats segments to even out ranks, and a repeated segment votes
+twice: evaluate on one device or with a sampler that does not pad.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+from torchmetrics import Metric
+from torchmetrics.utilities import dim_zero_cat
+from torchmetrics.utilities.distributed import gather_all_tensors
+
+
+@dataclass(frozen=True)
+class ClipVotes:
+    """Per-clip aggregates of segment logits, one row per clip sorted by clip id."""
+
+    clip_ids: Tensor  # [K] int64, sorted, unique
+    segments: Tensor  # [K] int64, number of segments of each clip
+    votes: Tensor  # [K, C] int64, segments of the clip whose argmax is each class
+    mean_logits: Tensor  # [K, C] float, mean of the clip's raw segment logits
+
+    @property
+    def majority_prediction(self) -> Tensor:
+        """[K] most-voted class; a tie goes to the lowest index (torch.argmax keeps the first)."""
+        return self.votes.argmax(dim=1)
+
+    @property
+    def mean_logits_prediction(self) -> Tensor:
+        """[K] argmax of the mean logits: ALCA's decision rule."""
+        return self.mean_logits.argmax(dim=1)
+
+
+@dataclass(frozen=True)
+class ClipSummary(ClipVotes):
+    """ClipVotes plus each clip's target, from which every clip accuracy is one comparison."""
+
+    target: Tensor  # [K] int64, the label shared by all segments of the clip
+
+    @property
+    def correct_segments(self) -> Tensor:
+        """[K] segments of the clip whose argmax is the clip's target."""
+        return self.votes.gather(1, self.target.unsqueeze(1)).squeeze(1)
+
+    @property
+    def absolute_correct(self) -> Tensor:
+        """[K] ACA: every segment of the clip is right."""
+        return self.correct_segments == self.segments
+
+    @property
+    def best_correct(self) -> Tensor:
+        """[K] BCA: the target is among the most-voted classes (ties included)."""
+        most_voted = self.votes == self.votes.amax(dim=1, keepdim=True)
+        return most_voted.gather(1, self.target.unsqueeze(1)).squeeze(1)
+
+    @property
+    def standard_correct(self) -> Tensor:
+        """[K] SCA: the most-voted class is unique and is the target."""
+        most_voted = self.votes == self.votes.amax(dim=1, keepdim=True)
+        return self.best_correct & (most_voted.sum(dim=1) == 1)
+
+    @property
+    def average_logits_correct(self) -> Tensor:
+        """[K] ALCA: the argmax of the clip's mean logits is the target."""
+        return self.mean_logits_prediction == self.target
+
+
+def check_segments(logits: Tensor, target: Tensor, clip_ids: Tensor, num_classes: int) -> None:
+    """Reject malformed batches at ``update`` time, where the caller's stack trace still helps.
+
+    Checks shapes and dtypes only (no device sync); target range is checked where it is cheap.
+    """
+    if logits.ndim != 2 or logits.shape[1] != num_classes:
+        raise ValueError(f"logits must have shape [B, {num_classes}], got {list(logits.shape)}")
+    if not logits.is_floating_point():
+        raise ValueError(f"logits must be floating point, got {logits.dtype}")
+    batch = logits.shape[0]
+    for name, value in (("target", target), ("clip_ids", clip_ids)):
+        if value.shape != (batch,):
+            raise ValueError(f"{name} must have shape [{batch}], got {list(value.shape)}")
+        if value.is_floating_point() or value.is_complex() or value.dtype == torch.bool:
+            raise ValueError(f"{name} must be an integer tensor, got {value.dtype}")
+
+
+def check_target_range(target: Tensor, num_classes: int) -> None:
+    """Raise if a target is not a class index in [0, num_classes)."""
+    if target.numel() and (int(target.min()) < 0 or int(target.max()) >= num_classes):
+        raise ValueError(
+            f"targets must lie in [0, {num_classes}), got values in "
+            f"[{int(target.min())}, {int(target.max())}]"
+        )
+
+
+def clip_votes(logits: Tensor, clip_ids: Tensor, num_classes: int) -> ClipVotes:
+    """Group segments by clip: segment count, argmax votes and mean logits per clip (no labels)."""
+    ids, inverse = torch.unique(clip_ids.long(), sorted=True, return_inverse=True)
+    return _group(logits, ids, inverse, num_classes)
+
+
+def _group(logits: Tensor, ids: Tensor, inverse: Tensor, num_classes: int) -> ClipVotes:
+    clips = ids.numel()
+    segment_prediction = logits.argmax(dim=1)
+    segments = torch.bincount(inverse, minlength=clips)
+    votes = torch.bincount(
+        inverse * num_classes + segment_prediction, minlength=clips * num_classes
+    ).view(clips, num_classes)
+    # Sum in at least float32 so half-precision logits do not lose the mean.
+    dtype = torch.promote_types(logits.dtype, torch.float32)
+    sums = torch.zeros(clips, num_classes, dtype=dtype, device=logits.device)
+    sums.index_add_(0, inverse, logits.to(dtype))
+    return ClipVotes(ids, segments, votes, sums / segments.unsqueeze(1))
+
+
+def clip_summary(logits: Tensor, target: Tensor, clip_ids: Tensor, num_classes: int) -> ClipSummary:
+    """Group segments by clip and attach each clip's target; every clip metric derives from it.
+
+    Raises ValueError if a clip's segments carry different targets: that is a bug upstream
+    (a clip has one label), and any accuracy computed from it would be meaningless.
+    """
+    check_segments(logits, target, clip_ids, num_classes)
+    check_target_range(target, num_classes)
+    ids, inverse = torch.unique(clip_ids.long(), sorted=True, return_inverse=True)
+    votes = _group(logits, ids, inverse, num_classes)
+    target = target.long()
+    lowest = torch.zeros(ids.numel(), dtype=torch.long, device=target.device)
+    lowest.scatter_reduce_(0, inverse, target, reduce="amin", include_self=False)
+    highest = torch.zeros_like(lowest)
+    highest.scatter_reduce_(0, inverse, target, reduce="amax", include_self=False)
+    mixed = lowest != highest
+    if bool(mixed.any()):
+        bad = ids[mixed]
+        raise ValueError(
+            f"{bad.numel()} clip(s) have segments with different targets, e.g. clip ids "
+            f"{bad[:5].tolist()}; every segment of a clip must carry the clip's label"
+        )
+    return ClipSummary(ids, votes.segments, votes.votes, votes.mean_logits, lowest)
+
+
+def fraction(correct: Tensor) -> Tensor:
+    """Share of True entries as a float scalar; 0.0 when empty, as torchmetrics' accuracies do."""
+    if correct.numel() == 0:
+        return torch.zeros((), device=correct.device)
+    return correct.float().mean()
+
+
+class ClipMetricBase(Metric):
+    """Keeps every segment's logits, target and clip id; subclasses derive from `summary()`."""
+
+    is_differentiable = False
+    higher_is_better = True
+    full_state_update = False
+
+    def __init__(self, num_classes: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if num_classes < 2:
+            raise ValueError(f"num_classes must be at least 2, got {num_classes}")
+        self.num_classes = num_classes
+        self.add_state("logits", default=[], dist_reduce_fx="cat")
+        self.add_state("target", default=[], dist_reduce_fx="cat")
+        self.add_state("clip_ids", default=[], dist_reduce_fx="cat")
+
+    def update(self, logits: Tensor, target: Tensor, clip_ids: Tensor) -> None:
+        """Store a batch of segments: logits [B, C], target [B], clip_ids [B]."""
+        check_segments(logits, target, clip_ids, self.num_classes)
+        # float32 whatever the AMP precision, so every rank gathers the same dtype.
+        self.logits.append(logits.detach().float())
+        self.target.append(target.long())
+        self.clip_ids.append(clip_ids.long())
+
+    def _sync_dist(
+        self, dist_sync_fn: Callable = gather_all_tensors, process_group: Any = None
+    ) -> None:
+        # torchmetrics stands in a 1-D float32 tensor for a rank that saw no segment, which
+        # cannot be gathered with other ranks' [N, C] logits or int64 ids: give it typed empties.
+        # sync() has cached the local state before this, and unsync() restores it.
+        if isinstance(self.target, list) and not self.target:
+            self.logits = [torch.zeros(0, self.num_classes, device=self.device)]
+            self.target = [torch.zeros(0, dtype=torch.long, device=self.device)]
+            self.clip_ids = [torch.zeros(0, dtype=torch.long, device=self.device)]
+        super()._sync_dist(dist_sync_fn, process_group)
+
+    def summary(self) -> ClipSummary:
+        """Per-clip summary of the stored segments (synced across ranks inside ``compute``)."""
+        if isinstance(self.target, list) and not self.target:
+            empty = torch.zeros(0, dtype=torch.long, device=self.device)
+            logits = torch.zeros(0, self.num_classes, device=self.device)
+            return clip_summary(logits, empty, empty, self.num_classes)
+        return clip_summary(
+            dim_zero_cat(self.logits),
+            dim_zero_cat(self.target),
+            dim_zero_cat(self.clip_ids),
+            self.num_classes,
+        )
+
+
+class SegmentAccuracy(Metric):
+    """SA: fraction of segments whose argmax is the target.
+
+    Needs no grouping by clip, so it keeps two counters instead of every segment.
+    """
+
+    is_differentiable = False
+    higher_is_better = True
+    full_state_update = False
+
+    def __init__(self, num_classes: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if num_classes < 2:
+            raise ValueError(f"num_classes must be at least 2, got {num_classes}")
+        self.num_classes = num_classes
+        self.add_state("correct", default=torch.tensor(0), dist_reduce_fx="sum")
+        self.add_state("total", default=torch.tensor(0), dist_reduce_fx="sum")
+
+    def update(self, logits: Tensor, target: Tensor, clip_ids: Tensor) -> None:
+        """Count right segments; clip_ids are checked but unused (same signature as the rest)."""
+        check_segments(logits, target, clip_ids, self.num_classes)
+        check_target_range(target, self.num_classes)
+        self.correct += (logits.argmax(dim=1) == target).sum()
+        self.total += target.numel()
+
+    def compute(self) -> Tensor:
+        """Right segments over all segments (0.0 before any segment)."""
+        return self.correct.float() / self.total.clamp(min=1)
+
+
+class AbsoluteClipAccuracy(ClipMetricBase):
+    """ACA: fraction of clips whose every segment is predicted right."""
+
+    def compute(self) -> Tensor:
+        """Share of clips with all segments right."""
+        return fraction(self.summary().absolute_correct)
+
+
+class StandardClipAccuracy(ClipMetricBase):
+    """SCA: fraction of clips whose most-voted class is unique and right (a tie counts wrong)."""
+
+    def compute(self) -> Tensor:
+        """Share of clips won outright by the target."""
+        return fraction(self.summary().standard_correct)
+
+
+class AverageLogitsClipAccuracy(ClipMetricBase):
+    """ALCA: fraction of clips whose mean segment logits have their argmax at the target."""
+
+    def compute(self) -> Tensor:
+        """Share of clips right by the mean-logits rule."""
+        return fraction(self.summary().average_logits_correct)
+
+
+class BestClipAccuracy(ClipMetricBase):
+    """BCA: fraction of clips whose target is among the most-voted classes (ties count right)."""
+
+    def compute(self) -> Tensor:
+        """Share of clips where the target has the most votes, shared or not."""
+        return fraction(self.summary().best_correct)

@@ -1,0 +1,128 @@
+"""Two gloo ranks holding different segments of shared clips sync to the 1-process result."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+from torch import Tensor
+
+from segser.metrics import ClipMetrics
+from tests.metrics.test_clip_accuracy import METRICS
+
+WORLD_SIZE = 2
+NUM_CLASSES = 4
+TIMEOUT_SECONDS = 60
+SCENARIOS = ("shared", "empty_rank")
+
+pytestmark = pytest.mark.skipif(not dist.is_available(), reason="torch.distributed unavailable")
+
+
+def segments(seed: int = 0) -> tuple[Tensor, Tensor, Tensor]:
+    """30 clips of 1-6 segments, shuffled so that most clips have segments on both ranks."""
+    generator = torch.Generator().manual_seed(seed)
+    sizes = torch.randint(1, 7, (30,), generator=generator)
+    clip_ids = torch.repeat_interleave(torch.arange(30) * 7 + 100, sizes)
+    target = torch.repeat_interleave(
+        torch.randint(0, NUM_CLASSES, (30,), generator=generator), sizes
+    )
+    # Quarter steps: exact float sums in any order, and ties in argmax and in votes.
+    logits = torch.randint(-3, 4, (len(target), NUM_CLASSES), generator=generator) / 4
+    order = torch.randperm(len(target), generator=generator)
+    return logits[order], target[order], clip_ids[order]
+
+
+def evaluate(parts: list[tuple[Tensor, Tensor, Tensor]]) -> dict[str, object]:
+    """Every metric fed the given batches; plain Python values for comparison across processes."""
+    result: dict[str, object] = {}
+    for rule in ("mean_logits", "majority"):
+        metric = ClipMetrics(NUM_CLASSES, clip_rule=rule)
+        for part in parts:
+            metric.update(*part)
+        for key, value in metric.compute().items():
+            result[f"{rule}/{key}"] = value.tolist()
+        result[f"{rule}/predictions"] = {
+            k: v.tolist() for k, v in metric.clip_predictions().items()
+        }
+        # After sync, compute and clip_predictions must leave the local segments in place.
+        result[f"{rule}/local_segments"] = sum(len(t) for t in metric.target)
+    for name, metric_class in METRICS.items():
+        single = metric_class(NUM_CLASSES)
+        for part in parts:
+            single.update(*part)
+        result[name] = single.compute().item()
+    return result
+
+
+def rank_parts(rank: int, scenario: str) -> list[tuple[Tensor, Tensor, Tensor]]:
+    """This rank's batches: 'shared' gives rank 0 two thirds of the segments, rank 1 the rest."""
+    logits, target, clip_ids = segments()
+    if scenario == "empty_rank":
+        return [(logits, target, clip_ids)] if rank == 0 else []
+    mine = torch.arange(len(target)) % 3 != 2 if rank == 0 else torch.arange(len(target)) % 3 == 2
+    return list(
+        zip(logits[mine].chunk(2), target[mine].chunk(2), clip_ids[mine].chunk(2), strict=True)
+    )
+
+
+def worker(rank: int, init_file: str, out_dir: str) -> None:
+    torch.set_num_threads(1)
+    dist.init_process_group(
+        "gloo",
+        init_method=f"file://{init_file}",
+        rank=rank,
+        world_size=WORLD_SIZE,
+        timeout=timedelta(seconds=TIMEOUT_SECONDS),
+    )
+    try:
+        for scenario in SCENARIOS:
+            result = evaluate(rank_parts(rank, scenario))
+            torch.save(result, Path(out_dir) / f"{scenario}-rank{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.fixture(scope="module")
+def synced(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Spawn the ranks once for all scenarios; fail (and kill them) rather than hang."""
+    tmp_path = tmp_path_factory.mktemp("gloo")
+    context = mp.spawn(
+        worker,
+        args=(str(tmp_path / "init"), str(tmp_path)),
+        nprocs=WORLD_SIZE,
+        join=False,
+    )
+    deadline = time.monotonic() + TIMEOUT_SECONDS
+    try:
+        while not context.join(timeout=1):
+            if time.monotonic() > deadline:
+                pytest.fail(f"gloo ranks did not finish within {TIMEOUT_SECONDS} s")
+    finally:
+        for process in context.processes:
+            if process.is_alive():
+                process.kill()
+    return tmp_path
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_synced_compute_equals_single_process(synced: Path, scenario: str) -> None:
+    if scenario == "shared":  # the point of the test: clips split between the ranks
+        on_rank = [
+            {int(c) for _, _, ids in rank_parts(rank, scenario) for c in ids}
+            for rank in range(WORLD_SIZE)
+        ]
+        assert len(on_rank[0] & on_rank[1]) >= 15
+    expected = evaluate([segments()])
+    for rank in range(WORLD_SIZE):
+        result = torch.load(synced / f"{scenario}-rank{rank}.pt")
+        local = sum(len(target) for _, target, _ in rank_parts(rank, scenario))
+        for rule in ("mean_logits", "majority"):
+            assert result.pop(f"{rule}/local_segments") == local
+            expected.pop(f"{rule}/local_segments", None)
+        # Every rank sees the synced whole: the same numbers, recalls (NaN included) and clips.
+        torch.testing.assert_close(result, expected, equal_nan=True, msg=f"rank {rank}")
