@@ -1,0 +1,1 @@
+"""Backbones, heads and the LightningModule that joins them."""

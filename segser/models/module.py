@@ -1,0 +1,105 @@
+"""LightningModule: backbone -> head on each segment; clip metrics from the segment logits."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import lightning as L
+import torch
+from torch import nn
+
+from segser.metrics.collection import ClipMetrics
+
+OptimizerFactory = Callable[[Iterable[dict[str, Any]]], torch.optim.Optimizer]
+SCALAR_METRICS = ("SA", "ACA", "SCA", "ALCA", "BCA", "UA", "WA")
+
+
+class SegmentEmotionClassifier(L.LightningModule):
+    """The paper's model: a (pre-trained) backbone embeds each patch, a small head classifies it."""
+
+    def __init__(
+        self,
+        backbone: nn.Module,
+        head: nn.Module,
+        classes: Sequence[str],
+        optimizer: OptimizerFactory | None = None,
+        backbone_lr: float | None = None,
+        freeze_backbone: bool = False,
+        model_config: dict | None = None,
+    ) -> None:
+        super().__init__()
+        # model_config (plain dict) lets a checkpoint rebuild this module without Hydra's run dir.
+        self.save_hyperparameters(ignore=["backbone", "head", "optimizer"])
+        self.backbone = backbone
+        self.head = head
+        self.classes = list(classes)
+        self.optimizer_factory = optimizer
+        self.backbone_lr = backbone_lr
+        self.freeze_backbone = freeze_backbone
+        if freeze_backbone:
+            self.backbone.requires_grad_(False)
+        self.loss = nn.CrossEntropyLoss()
+        self.val_metrics = ClipMetrics(len(self.classes), class_names=self.classes)
+        self.test_metrics = ClipMetrics(len(self.classes), class_names=self.classes)
+        self.test_outputs: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+
+    def forward(self, patches: torch.Tensor) -> torch.Tensor:
+        """Segment logits [B, C] from patches [B, 1, 96, 64]."""
+        return self.head(self.backbone(patches))
+
+    def on_train_epoch_start(self) -> None:
+        if self.freeze_backbone:  # a frozen backbone keeps its batch-norm statistics and no dropout
+            self.backbone.eval()
+
+    def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
+        patches, labels, _ = batch
+        loss = self.loss(self(patches), labels)
+        self.log(
+            "train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(labels)
+        )
+        return loss
+
+    def _evaluate(
+        self, batch: tuple[torch.Tensor, ...], stage: str, metrics: ClipMetrics
+    ) -> torch.Tensor:
+        patches, labels, clip_ids = batch
+        logits = self(patches)
+        self.log(f"{stage}/loss", self.loss(logits, labels), prog_bar=True, batch_size=len(labels))
+        metrics.update(logits, labels, clip_ids)
+        return logits
+
+    def validation_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> None:
+        self._evaluate(batch, "val", self.val_metrics)
+
+    def test_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> None:
+        logits = self._evaluate(batch, "test", self.test_metrics)
+        _, labels, clip_ids = batch
+        self.test_outputs.append((logits.detach().float().cpu(), labels.cpu(), clip_ids.cpu()))
+
+    def _log_clip_metrics(self, stage: str, metrics: ClipMetrics) -> dict[str, torch.Tensor]:
+        values = metrics.compute()
+        for name in SCALAR_METRICS:  # ALCA is the paper's headline number: show it in the bar
+            self.log(f"{stage}/{name}", values[name], prog_bar=name == "ALCA")
+        metrics.reset()
+        return values
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_clip_metrics("val", self.val_metrics)
+
+    def on_test_epoch_start(self) -> None:
+        self.test_outputs = []
+
+    def on_test_epoch_end(self) -> None:
+        self.test_results = self._log_clip_metrics("test", self.test_metrics)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        if self.optimizer_factory is None:
+            raise RuntimeError("SegmentEmotionClassifier needs an optimizer factory to train.")
+        groups: list[dict[str, Any]] = [{"params": list(self.head.parameters())}]
+        if not self.freeze_backbone:
+            group: dict[str, Any] = {"params": list(self.backbone.parameters())}
+            if self.backbone_lr is not None:
+                group["lr"] = self.backbone_lr
+            groups.append(group)
+        return self.optimizer_factory(groups)
