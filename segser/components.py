@@ -1,0 +1,116 @@
+"""Build the run's parts (corpus, datamodule, model, callbacks, loggers) from a composed config."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from hydra.utils import instantiate
+from lightning.pytorch import Callback
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import Logger
+from omegaconf import DictConfig, OmegaConf
+
+from segser.data.cache import SegmentationSettings
+from segser.data.clips import Clip
+from segser.data.datamodule import SegmentDataModule
+from segser.data.features import LogMelSettings
+from segser.errors import SegserError
+
+
+def read_corpus(dataset: DictConfig) -> list[Clip]:
+    """The clip table of the configured corpus, or one line on how to point at it."""
+    if dataset.get("root") is None:
+        raise SegserError(
+            f"dataset '{dataset.name}' has no root. Point at the corpus with "
+            "dataset.root=/path/to/IEMOCAP_full_release (or export IEMOCAP_ROOT=...), "
+            "or try the built-in corpus with dataset=demo."
+        )
+    # Call outside instantiate(), which would wrap our one-line errors in its own exception.
+    return instantiate(dataset.reader, _partial_=True)()
+
+
+def segmentation_settings(cfg: DictConfig) -> SegmentationSettings:
+    return SegmentationSettings(cfg.segmentation.window_seconds, cfg.segmentation.hop_seconds)
+
+
+def feature_settings(cfg: DictConfig) -> LogMelSettings:
+    return LogMelSettings(**OmegaConf.to_container(cfg.features, resolve=True))
+
+
+def model_config(cfg: DictConfig) -> dict[str, Any]:
+    """What a checkpoint needs to rebuild the model and its input pipeline, as plain data."""
+    return OmegaConf.to_container(
+        OmegaConf.create(
+            {
+                "backbone": cfg.backbone,
+                "head": cfg.head,
+                "optimizer": cfg.optimizer,
+                "classes": cfg.classes,
+                "segmentation": cfg.segmentation,
+                "features": cfg.features,
+            }
+        ),
+        resolve=True,
+    )
+
+
+def build_datamodule(
+    cfg: DictConfig, clips: list[Clip], split_file: Path | None = None
+) -> SegmentDataModule:
+    split = cfg.split
+    return SegmentDataModule(
+        clips=clips,
+        classes=list(cfg.classes),
+        cache_dir=cfg.paths.cache_dir,
+        segmentation=segmentation_settings(cfg),
+        features=feature_settings(cfg),
+        split_name=split.name,
+        split_seed=split.seed,
+        split_ratios=split.get("ratios", (0.8, 0.1, 0.1)),
+        split_fold=split.get("fold", 1),
+        split_test_speakers=split.get("test_speakers", ()),
+        split_val_fraction=split.get("val_fraction", 0.1),
+        batch_size=cfg.data.batch_size,
+        num_workers=cfg.data.num_workers,
+        on_bad_clip=cfg.data.on_bad_clip,
+        split_file=split_file,
+    )
+
+
+def build_callbacks(cfg: DictConfig, run_dir: Path) -> list[Callback]:
+    callbacks = []
+    for name, callback_cfg in cfg.callbacks.items():
+        if callback_cfg is None:
+            continue
+        extra = {"dirpath": run_dir / "checkpoints"} if name == "model_checkpoint" else {}
+        callbacks.append(instantiate(callback_cfg, **extra))
+    return callbacks
+
+
+def best_checkpoint(callbacks: list[Callback]) -> str | None:
+    for callback in callbacks:
+        if isinstance(callback, ModelCheckpoint):
+            return callback.best_model_path or None
+    return None
+
+
+def build_loggers(cfg: DictConfig, run_dir: Path, sweep_group: str | None) -> list[Logger]:
+    """Loggers from config; W&B runs offline without an API key and groups a sweep's jobs."""
+    loggers = []
+    for name, logger_cfg in (cfg.get("logger") or {}).items():
+        if logger_cfg is None:
+            continue
+        extra: dict[str, Any] = {"save_dir": str(run_dir)}
+        if name == "wandb":
+            if logger_cfg.get("offline") is None:
+                extra["offline"] = not os.environ.get("WANDB_API_KEY")
+            if logger_cfg.get("group") is None and sweep_group:
+                extra["group"] = sweep_group
+            # `config` would clash with instantiate's own first argument: pass it afterwards.
+            run_config = OmegaConf.to_container(cfg, resolve=True)
+            loggers.append(instantiate(logger_cfg, _partial_=True, **extra)(config=run_config))
+            continue
+        loggers.append(instantiate(logger_cfg, **extra))
+    return loggers

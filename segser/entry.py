@@ -1,0 +1,51 @@
+"""What every command-line entry point shares: one clear line for user errors, no traceback."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Any
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf.errors import MissingMandatoryValue
+
+from segser.errors import SegserError
+
+log = logging.getLogger("segser")
+CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+
+
+def run_dir() -> Path:
+    """The current Hydra job's output directory."""
+    return Path(HydraConfig.get().runtime.output_dir)
+
+
+def in_multirun() -> bool:
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+def report_user_errors(job: Callable[..., Any]) -> Callable[..., Any]:
+    """Print a SegserError as one line; in a sweep, record it and let the other jobs go on."""
+
+    @wraps(job)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            try:
+                return job(*args, **kwargs)
+            except MissingMandatoryValue as missing:  # a `???` value the command did not set
+                key = missing.full_key
+                raise SegserError(f"{key} is required: add {key}=... to the command.") from None
+        except SegserError as error:
+            log.error("%s", error)
+            if HydraConfig.initialized():
+                (run_dir() / "error.txt").write_text(f"{error}\n")
+            if in_multirun():
+                return None
+            print(f"error: {error}", file=sys.stderr)
+            sys.exit(2)
+
+    return wrapper

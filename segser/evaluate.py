@@ -1,0 +1,58 @@
+"""`python -m segser.evaluate ckpt=...`: re-test a checkpoint on a split, write metrics.json."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import hydra
+import lightning as L
+from hydra.utils import instantiate
+from omegaconf import DictConfig, open_dict
+
+from segser.components import build_datamodule, read_corpus
+from segser.entry import CONF_DIR, report_user_errors, run_dir
+from segser.errors import SegserError
+from segser.models.factory import load_classifier
+from segser.train import save_test_results
+
+log = logging.getLogger("segser")
+
+
+def evaluate(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
+    """Test the checkpoint's model on the configured corpus and split."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model = load_classifier(cfg.ckpt)
+    trained = model.hparams["model_config"]
+    # The input pipeline must be the one the model was trained on.
+    with open_dict(cfg):
+        for key in ("classes", "segmentation", "features"):
+            cfg[key] = trained[key]
+    if cfg.stage not in ("test", "val"):
+        raise SegserError(f"stage={cfg.stage} is not known. Use stage=test or stage=val.")
+    L.seed_everything(cfg.seed, workers=True)
+    clips = read_corpus(cfg.dataset)
+    datamodule = build_datamodule(cfg, clips, split_file=out_dir / "split.json")
+    datamodule.setup()
+    if cfg.stage == "val":  # evaluate the validation clips through the same test path
+        datamodule.datasets["test"] = datamodule.datasets["val"]
+        datamodule.split = datamodule.split.__class__(
+            datamodule.split.train,
+            datamodule.split.val,
+            datamodule.split.val,
+            {**datamodule.split.description, "evaluated": "val"},
+        )
+    trainer: L.Trainer = instantiate(cfg.trainer, default_root_dir=out_dir)
+    trainer.test(model, datamodule=datamodule)
+    return save_test_results(cfg, out_dir, model, datamodule, clips, str(cfg.ckpt), trainer)
+
+
+@hydra.main(config_path=CONF_DIR, config_name="evaluate", version_base="1.3")
+@report_user_errors
+def main(cfg: DictConfig) -> float | None:
+    return evaluate(cfg, run_dir())["metrics"]["ALCA"]
+
+
+if __name__ == "__main__":
+    main()

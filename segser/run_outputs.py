@@ -1,0 +1,91 @@
+"""What a finished run leaves in its directory: metrics.json, predictions.csv, confusion PNG."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from segser.metrics.clip_accuracy import clip_votes
+from segser.plots import plot_confusion_matrix
+
+SCALAR_METRICS = ("SA", "ACA", "SCA", "ALCA", "BCA", "UA", "WA")
+
+
+def metrics_payload(
+    results: dict[str, torch.Tensor], classes: Sequence[str], **context: Any
+) -> dict[str, Any]:
+    """The test results as plain JSON data, with whatever context the caller adds."""
+    recall = results["per_class_recall"].tolist()
+    return {
+        "metrics": {name: float(results[name]) for name in SCALAR_METRICS},
+        "per_class_recall": {
+            c: (None if np.isnan(r) else r) for c, r in zip(classes, recall, strict=True)
+        },
+        "confusion_matrix": results["confusion_matrix"].tolist(),
+        "classes": list(classes),
+        **context,
+    }
+
+
+def write_metrics(run_dir: Path, payload: dict[str, Any]) -> Path:
+    path = run_dir / "metrics.json"
+    path.write_text(json.dumps(payload, indent=2))
+    plot_confusion_matrix(
+        np.asarray(payload["confusion_matrix"]),
+        payload["classes"],
+        run_dir / "confusion_matrix.png",
+        title=f"test ALCA {payload['metrics']['ALCA']:.3f} (clip-level, mean-logits rule)",
+    )
+    return path
+
+
+def prediction_rows(
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    clip_index: torch.Tensor,
+    segment_index: np.ndarray,
+    clip_names: Sequence[str],
+    classes: Sequence[str],
+    hop_seconds: float,
+    window_seconds: float,
+) -> list[dict[str, Any]]:
+    """One row per segment, carrying its clip's decisions by both clip rules."""
+    votes = clip_votes(logits, clip_index, len(classes))
+    position = {int(c): i for i, c in enumerate(votes.clip_ids)}
+    probabilities = logits.softmax(dim=1)
+    rows = []
+    for i in range(len(labels)):
+        clip = int(clip_index[i])
+        k = position[clip]
+        start = float(segment_index[i]) * hop_seconds
+        row = {
+            "clip_id": clip_names[clip],
+            "segment": int(segment_index[i]),
+            "start_s": round(start, 3),
+            "end_s": round(start + window_seconds, 3),
+            "label": classes[int(labels[i])],
+            "segment_prediction": classes[int(logits[i].argmax())],
+            **{
+                f"p_{c}": round(float(p), 5) for c, p in zip(classes, probabilities[i], strict=True)
+            },
+            "clip_prediction_mean_logits": classes[int(votes.mean_logits_prediction[k])],
+            "clip_prediction_majority": classes[int(votes.majority_prediction[k])],
+        }
+        rows.append(row)
+    return rows
+
+
+def write_predictions(run_dir: Path, rows: list[dict[str, Any]]) -> Path:
+    path = run_dir / "predictions.csv"
+    with open(path, "w", newline="") as handle:
+        if rows:
+            writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+    return path

@@ -1,0 +1,124 @@
+"""`python -m segser.train`: fit with early stopping, restore the best checkpoint, test, save.
+
+Reads top to bottom: corpus -> datamodule -> model -> callbacks, loggers -> trainer; fit; test;
+write metrics.json, predictions.csv and the confusion matrix into the Hydra run directory.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import hydra
+import lightning as L
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
+from lightning.pytorch.loggers import WandbLogger
+from omegaconf import DictConfig, OmegaConf
+
+from segser.components import (
+    best_checkpoint,
+    build_callbacks,
+    build_datamodule,
+    build_loggers,
+    model_config,
+    read_corpus,
+)
+from segser.entry import CONF_DIR, in_multirun, report_user_errors, run_dir
+from segser.models.factory import build_classifier
+from segser.run_outputs import metrics_payload, prediction_rows, write_metrics, write_predictions
+
+log = logging.getLogger("segser")
+
+
+def sweep_group() -> str | None:
+    """Jobs of one multirun share a group (W&B dashboards show them together)."""
+    if not in_multirun():
+        return None
+    return Path(HydraConfig.get().sweep.dir).as_posix().replace("/", "_").strip("_.")
+
+
+def train(cfg: DictConfig, out_dir: Path, group: str | None = None) -> dict[str, Any]:
+    """One training run; returns the metrics.json payload. Usable without Hydra's app."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    L.seed_everything(cfg.seed, workers=True)
+    clips = read_corpus(cfg.dataset)
+    datamodule = build_datamodule(cfg, clips, split_file=out_dir / "split.json")
+    model = build_classifier(model_config(cfg))
+    callbacks = build_callbacks(cfg, out_dir)
+    loggers = build_loggers(cfg, out_dir, group)
+    trainer: L.Trainer = instantiate(
+        cfg.trainer, callbacks=callbacks, logger=loggers or False, default_root_dir=out_dir
+    )
+    status = "failed"
+    try:
+        trainer.fit(model, datamodule=datamodule)
+        best = best_checkpoint(callbacks)
+        trainer.test(model, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
+        payload = save_test_results(cfg, out_dir, model, datamodule, clips, best, trainer)
+        for logger in loggers:
+            if isinstance(logger, WandbLogger):
+                log_to_wandb(logger, out_dir, payload)
+        status = "success"
+        return payload
+    finally:
+        for logger in loggers:
+            logger.finalize(status)
+        if any(isinstance(logger, WandbLogger) for logger in loggers):
+            import wandb
+
+            wandb.finish(exit_code=0 if status == "success" else 1)
+
+
+def save_test_results(cfg, out_dir, model, datamodule, clips, best, trainer) -> dict[str, Any]:
+    logits, labels, clip_index = (
+        torch.cat(parts) for parts in zip(*model.test_outputs, strict=True)
+    )
+    rows = prediction_rows(
+        logits,
+        labels,
+        clip_index,
+        datamodule.datasets["test"].segment_index(),
+        [c.clip_id for c in clips],
+        list(cfg.classes),
+        cfg.segmentation.hop_seconds,
+        cfg.segmentation.window_seconds,
+    )
+    write_predictions(out_dir, rows)
+    payload = metrics_payload(
+        model.test_results,
+        list(cfg.classes),
+        num_test_clips=len(datamodule.split.test),
+        num_test_segments=len(labels),
+        split=datamodule.split.description,
+        best_checkpoint=best,
+        epochs_trained=trainer.current_epoch,
+        config=OmegaConf.to_container(cfg, resolve=True),
+    )
+    write_metrics(out_dir, payload)
+    log.info("test metrics: %s", {k: round(v, 4) for k, v in payload["metrics"].items()})
+    log.info("results written to %s", out_dir)
+    return payload
+
+
+def log_to_wandb(logger: WandbLogger, out_dir: Path, payload: dict[str, Any]) -> None:
+    """Confusion matrix image and predictions table beside the per-epoch metrics."""
+    logger.log_image(key="test/confusion_matrix", images=[str(out_dir / "confusion_matrix.png")])
+    with open(out_dir / "predictions.csv") as handle:
+        header, *body = (line.rstrip("\n").split(",") for line in handle)
+    logger.log_table(key="test/predictions", columns=header, data=body)
+    logger.experiment.summary.update({f"test/{k}": v for k, v in payload["metrics"].items()})
+
+
+@hydra.main(config_path=CONF_DIR, config_name="train", version_base="1.3")
+@report_user_errors
+def main(cfg: DictConfig) -> float | None:
+    """Hydra entry point; returns test ALCA so sweepers can optimise it."""
+    payload = train(cfg, run_dir(), sweep_group())
+    return payload["metrics"]["ALCA"]
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,108 @@
+"""End to end on a tiny demo corpus: real epochs, a checkpoint, test metrics and outputs."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hydra import compose, initialize_config_dir
+
+from segser.entry import CONF_DIR
+from segser.evaluate import evaluate
+from segser.models.factory import load_classifier
+from segser.train import train
+
+
+def demo_config(tmp_path: Path, *extra: str):
+    overrides = [
+        "experiment=demo",
+        f"paths.data_dir={tmp_path / 'data'}",
+        f"paths.output_dir={tmp_path / 'outputs'}",
+        "dataset.num_clips=48",
+        "trainer.max_epochs=2",
+        "callbacks.progress_bar=null",
+        *extra,
+    ]
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        return compose("train", overrides=overrides)
+
+
+def clip_accuracies_from_predictions(path: Path) -> dict[str, float]:
+    """An independent recomputation of SA and ALCA/majority from predictions.csv."""
+    with open(path) as handle:
+        rows = list(csv.DictReader(handle))
+    classes = [key[2:] for key in rows[0] if key.startswith("p_")]
+    sa = np.mean([r["segment_prediction"] == r["label"] for r in rows])
+    log_probs = defaultdict(list)
+    labels = {}
+    for r in rows:
+        labels[r["clip_id"]] = r["label"]
+        log_probs[r["clip_id"]].append(r["clip_prediction_mean_logits"])
+    alca = np.mean([log_probs[c][0] == labels[c] for c in labels])
+    return {"SA": float(sa), "ALCA": float(alca), "clips": len(labels), "classes": classes}
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory) -> tuple[Path, dict]:
+    tmp_path = tmp_path_factory.mktemp("run")
+    out_dir = tmp_path / "outputs" / "run"
+    payload = train(demo_config(tmp_path), out_dir)
+    return out_dir, payload
+
+
+def test_run_writes_metrics_predictions_plot_and_checkpoints(trained_run) -> None:
+    out_dir, payload = trained_run
+    written = json.loads((out_dir / "metrics.json").read_text())
+    assert written == json.loads(json.dumps(payload))
+    assert set(written["metrics"]) == {"SA", "ACA", "SCA", "ALCA", "BCA", "UA", "WA"}
+    assert all(0.0 <= v <= 1.0 for v in written["metrics"].values())
+    assert written["epochs_trained"] == 2
+    assert written["config"]["backbone"]["name"] == "baseline"
+    assert written["split"]["name"] == "random"
+    confusion = np.array(written["confusion_matrix"])
+    assert confusion.sum() == written["num_test_clips"]
+    assert np.trace(confusion) / confusion.sum() == pytest.approx(written["metrics"]["WA"])
+    assert (out_dir / "confusion_matrix.png").stat().st_size > 1000
+    assert (out_dir / "checkpoints" / "best.ckpt").is_file()
+    assert (out_dir / "checkpoints" / "last.ckpt").is_file()
+    split = json.loads((out_dir / "split.json").read_text())
+    assert not set(split["train"]) & set(split["test"])
+
+
+def test_predictions_agree_with_metrics(trained_run) -> None:
+    out_dir, payload = trained_run
+    recomputed = clip_accuracies_from_predictions(out_dir / "predictions.csv")
+    assert recomputed["SA"] == pytest.approx(payload["metrics"]["SA"])
+    assert recomputed["ALCA"] == pytest.approx(payload["metrics"]["ALCA"])
+    assert recomputed["clips"] == payload["num_test_clips"]
+    with open(out_dir / "predictions.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    segments = Counter(r["clip_id"] for r in rows)
+    assert sum(segments.values()) == payload["num_test_segments"]
+    first = next(r for r in rows if r["segment"] == "1")
+    assert float(first["start_s"]) == 1.0 and float(first["end_s"]) == 2.0  # non-overlapping
+
+
+def test_checkpoint_reloads_and_evaluate_reproduces_the_test(trained_run, tmp_path: Path) -> None:
+    out_dir, payload = trained_run
+    model = load_classifier(out_dir / "checkpoints" / "best.ckpt")
+    assert model.classes == ["angry", "happy", "sad", "neutral"]
+    data_dir = Path(payload["config"]["paths"]["data_dir"])
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        cfg = compose(
+            "evaluate",
+            overrides=[
+                f"ckpt={payload['best_checkpoint']}",
+                "dataset=demo",
+                "dataset.num_clips=48",
+                f"paths.data_dir={data_dir}",
+            ],
+        )
+    again = evaluate(cfg, tmp_path / "eval")
+    for name, value in payload["metrics"].items():
+        assert again["metrics"][name] == pytest.approx(value, abs=1e-6)
+    assert (tmp_path / "eval" / "metrics.json").is_file()
