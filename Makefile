@@ -3,6 +3,7 @@ PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
+# the newest sweep directory, for `make report`
 SWEEP_DIR ?= $(lastword $(sort $(wildcard outputs/multirun/*/*)))
 
 .PHONY: install demo test test-slow lint format bench sweep report clean
@@ -33,6 +34,13 @@ format: install
 
 bench: install  ## feature extraction: ours vs the reference pipeline
 	$(BIN)/python experiments/bench_features.py
+
+SWEEP ?= experiment=demo_sweep
+sweep: install  ## a multirun sweep (default: the demo sweep; SWEEP="experiment=paper_table3 dataset.root=...")
+	$(BIN)/python -m segser.train -m $(SWEEP)
+
+report: install  ## tables and plots of the newest sweep (or SWEEP_DIR=...)
+	$(BIN)/python -m segser.report $(SWEEP_DIR) --compare-paper
 
 clean:
 	rm -rf outputs multirun .pytest_cache .ruff_cache

@@ -47,5 +47,9 @@ def report_user_errors(job: Callable[..., Any]) -> Callable[..., Any]:
                 return None
             print(f"error: {error}", file=sys.stderr)
             sys.exit(2)
+        except Exception as crash:  # in a sweep, leave a note for the report, then fail the job
+            if in_multirun():
+                (run_dir() / "error.txt").write_text(f"crashed: {type(crash).__name__}: {crash}\n")
+            raise
 
     return wrapper

@@ -48,11 +48,15 @@ def evaluate(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     return save_test_results(cfg, out_dir, model, datamodule, clips, str(cfg.ckpt), trainer)
 
 
-@hydra.main(config_path=CONF_DIR, config_name="evaluate", version_base="1.3")
 @report_user_errors
-def main(cfg: DictConfig) -> float | None:
+def run(cfg: DictConfig) -> float | None:
+    """The Hydra job; returns the re-tested ALCA."""
     return evaluate(cfg, run_dir())["metrics"]["ALCA"]
 
 
+main = hydra.main(config_path=CONF_DIR, config_name="evaluate", version_base="1.3")(run)
+
 if __name__ == "__main__":
-    main()
+    from segser.evaluate import main as importable_main
+
+    importable_main()

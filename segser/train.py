@@ -37,12 +37,17 @@ def sweep_group() -> str | None:
     """Jobs of one multirun share a group (W&B dashboards show them together)."""
     if not in_multirun():
         return None
-    return Path(HydraConfig.get().sweep.dir).as_posix().replace("/", "_").strip("_.")
+    hydra_cfg = HydraConfig.get()
+    experiment = hydra_cfg.runtime.choices.get("experiment") or "sweep"
+    stamp = "_".join(Path(hydra_cfg.sweep.dir).parts[-2:])
+    return f"{experiment}-{stamp}"
 
 
 def train(cfg: DictConfig, out_dir: Path, group: str | None = None) -> dict[str, Any]:
     """One training run; returns the metrics.json payload. Usable without Hydra's app."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    if cfg.get("num_threads"):
+        torch.set_num_threads(cfg.num_threads)
     L.seed_everything(cfg.seed, workers=True)
     clips = read_corpus(cfg.dataset)
     datamodule = build_datamodule(cfg, clips, split_file=out_dir / "split.json")
@@ -56,6 +61,20 @@ def train(cfg: DictConfig, out_dir: Path, group: str | None = None) -> dict[str,
     try:
         trainer.fit(model, datamodule=datamodule)
         best = best_checkpoint(callbacks)
+        if trainer.world_size > 1:
+            # Distributed samplers pad and repeat segments; clip metrics must see each once.
+            if not trainer.is_global_zero:
+                status = "success"
+                return {}
+            trainer = instantiate(
+                cfg.trainer,
+                devices=1,
+                num_nodes=1,
+                strategy="auto",
+                callbacks=[],
+                logger=loggers or False,
+                default_root_dir=out_dir,
+            )
         trainer.test(model, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
         payload = save_test_results(cfg, out_dir, model, datamodule, clips, best, trainer)
         for logger in loggers:
@@ -112,13 +131,17 @@ def log_to_wandb(logger: WandbLogger, out_dir: Path, payload: dict[str, Any]) ->
     logger.experiment.summary.update({f"test/{k}": v for k, v in payload["metrics"].items()})
 
 
-@hydra.main(config_path=CONF_DIR, config_name="train", version_base="1.3")
 @report_user_errors
-def main(cfg: DictConfig) -> float | None:
-    """Hydra entry point; returns test ALCA so sweepers can optimise it."""
+def run(cfg: DictConfig) -> float | None:
+    """The Hydra job; returns test ALCA so sweepers can optimise it."""
     payload = train(cfg, run_dir(), sweep_group())
-    return payload["metrics"]["ALCA"]
+    return payload["metrics"]["ALCA"] if payload else None
 
+
+main = hydra.main(config_path=CONF_DIR, config_name="train", version_base="1.3")(run)
 
 if __name__ == "__main__":
-    main()
+    # Call the importable module's main, so that parallel launchers pickle `run` by reference.
+    from segser.train import main as importable_main
+
+    importable_main()

@@ -1,0 +1,57 @@
+"""Multirun sweeps: one failed job does not stop the others; W&B runs offline and grouped."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from hydra import compose, initialize_config_dir
+from lightning.pytorch.loggers import WandbLogger
+
+from segser.components import build_loggers
+from segser.entry import CONF_DIR
+
+
+def test_a_failing_job_leaves_the_others_running(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB")}
+    env.update(SEGSER_OUTPUT_DIR=str(tmp_path / "out"), SEGSER_DATA_DIR=str(tmp_path / "data"))
+    result = subprocess.run(
+        [
+            sys.executable, "-m", "segser.train", "-m", "experiment=demo_sweep",
+            "hydra.sweeper.params.seed=0", "segmentation=nonoverlap",
+            "split=loso", "split.fold=2,9", "dataset.num_clips=40", "trainer.max_epochs=1",
+            "callbacks.progress_bar=null", "logger=wandb",
+        ],
+        capture_output=True, text=True, env=env, timeout=600, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    (sweep,) = (tmp_path / "out" / "multirun").glob("*/*")
+    jobs = sorted(p for p in sweep.iterdir() if p.is_dir())
+    assert [p.name for p in jobs] == ["0", "1"]
+    good, bad = jobs
+    metrics = json.loads((good / "metrics.json").read_text())
+    assert metrics["split"] == {"name": "loso", "fold": 2, "test_session": "Ses02", "seed": 0}
+    assert not (bad / "metrics.json").exists()
+    assert "split.fold=9 is out of range" in (bad / "error.txt").read_text()
+    # W&B without an API key: offline runs with the confusion matrix and predictions table
+    (run,) = (good / "wandb").glob("offline-run-*")
+    assert list(run.glob("files/media/images/test/confusion_matrix*.png"))
+    assert list(run.glob("files/media/table/test/predictions*.table.json"))
+
+
+def test_wandb_logger_is_offline_without_key_and_grouped(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        cfg = compose("train", overrides=["logger=wandb"])
+    loggers = build_loggers(cfg, tmp_path, sweep_group="paper_table3-2026-11-25_01-02-03")
+    (wandb_logger,) = [lg for lg in loggers if isinstance(lg, WandbLogger)]
+    init = wandb_logger._wandb_init
+    assert wandb_logger._offline
+    assert init["group"] == "paper_table3-2026-11-25_01-02-03"
+    assert init["config"]["optimizer"]["lr"] == 1e-6
+    monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
+    (online,) = [lg for lg in build_loggers(cfg, tmp_path, None) if isinstance(lg, WandbLogger)]
+    assert not online._offline
