@@ -29,7 +29,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--limit", type=int, default=None, help="use at most this many clips")
     parser.add_argument("--window", type=float, default=1.0, help="segment length, seconds")
     parser.add_argument("--hop", type=float, default=0.5, help="segment hop, seconds")
-    parser.add_argument("--batch-size", type=int, default=512, help="segments per torch call")
+    parser.add_argument(
+        "--batch-size", type=int, default=16, help="segments per torch call (CPU likes small)"
+    )
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
     parser.add_argument(
         "--compute-dtype", choices=["float64", "float32"], default="float64", help="torch FFT dtype"

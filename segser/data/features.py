@@ -165,4 +165,4 @@ def segment_patches(
     if sample_rate != rate:
         audio = AF.resample(audio, orig_freq=sample_rate, new_freq=rate)
     segments = segment_waveform(audio, rate, window, hop)
-    return patcher(segments)
+    return patcher(segments).float()  # float32 like the reference, even from float64 audio

@@ -144,6 +144,14 @@ def test_segment_patches_resamples_to_16k_first() -> None:
     torch.testing.assert_close(patches, expected, atol=ATOL, rtol=0)
 
 
+def test_segment_patches_returns_float32_for_float64_audio() -> None:
+    # soundfile reads float64 by default; the VGGish weights are float32.
+    patches = segment_patches(np.full(SR, 0.1), SR, window=1.0, hop=1.0)
+    assert patches.dtype == torch.float32
+    expected = reference_patches(torch.full((1, SR), 0.1, dtype=torch.float64))
+    torch.testing.assert_close(patches, expected, atol=ATOL, rtol=0)
+
+
 def test_segment_patches_rejects_integer_and_2d_audio() -> None:
     with pytest.raises(ValueError, match="float"):
         segment_patches(np.zeros(SR, dtype=np.int16), SR)
