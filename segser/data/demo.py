@@ -16,39 +16,37 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import astuple, dataclass
+from dataclasses import astuple
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
 from segser.data.clips import BadClipPolicy, Clip
+from segser.data.demo_voice import (
+    SAMPLE_RATE_HZ,
+    Prosody,
+    Utterance,
+    Voice,
+    seeded_rng,
+    synthesize,
+)
 from segser.data.iemocap import read_iemocap
 from segser.errors import SegserError
 
-_SAMPLE_RATE_HZ = 16000  # IEMOCAP's rate
 _VERSION = 1  # bump when the audio or layout changes, so old corpora are rewritten
 _MARKER = "segser_demo.json"
 _SESSIONS = 5
 _MIN_SECONDS, _MAX_SECONDS = 1.0, 8.0
 
 
-@dataclass(frozen=True)
-class _Prosody:
-    pitch_st: float  # level, semitones above the speaker's base f0
-    range_st: float  # accent excursion, semitones
-    rate_syllables_per_s: float
-    loudness_db: float
-    tilt_db_per_octave: float  # added to the sawtooth's -6 dB/octave
-
-
 _CLASS_PROSODY = {
-    "angry": _Prosody(4.0, 6.0, 5.4, 7.0, 0.0),
-    "happy": _Prosody(3.5, 7.0, 4.8, 3.0, -2.0),
-    "sad": _Prosody(-2.5, 2.0, 3.1, -6.0, -7.0),
-    "neutral": _Prosody(0.0, 3.0, 4.0, 0.0, -4.0),
+    "angry": Prosody(4.0, 6.0, 5.4, 7.0, 0.0),
+    "happy": Prosody(3.5, 7.0, 4.8, 3.0, -2.0),
+    "sad": Prosody(-2.5, 2.0, 3.1, -6.0, -7.0),
+    "neutral": Prosody(0.0, 3.0, 4.0, 0.0, -4.0),
 }
-_CLIP_SPREAD = _Prosody(1.6, 1.5, 0.6, 2.5, 1.5)  # per-clip standard deviations
+_CLIP_SPREAD = Prosody(1.6, 1.5, 0.6, 2.5, 1.5)  # per-clip standard deviations
 _CODES = {"angry": ("ang",), "happy": ("hap", "exc"), "sad": ("sad",), "neutral": ("neu",)}
 _DROPPED_CODES = ("fru", "xxx", "sur", "oth")  # outside the 4-class map; spoken neutrally
 _LABEL_CYCLE = ("neutral", "happy", "angry", "sad", "neutral", "happy", "angry", "sad")
@@ -62,49 +60,16 @@ _RATER_WORDS = dict(
 )
 _VAD = {"ang": (1.5, 4.0, 4.0), "hap": (4.0, 3.0, 3.0), "exc": (4.0, 3.5, 3.0)}
 _VAD |= {"sad": (2.0, 2.0, 2.0), "neu": (3.0, 2.5, 3.0)}
-# Male formants (Hz) of a few vowels; a speaker's formant_scale stretches them.
-_VOWEL_FORMANTS_HZ = np.array(
-    [[730, 1090, 2440], [270, 2290, 3010], [300, 870, 2240], [530, 1840, 2480], [570, 840, 2410]]
-)
-_FORMANT_GAINS = np.array([1.0, 0.5, 0.25])
-_FORMANT_BANDWIDTHS_HZ = np.array([90.0, 110.0, 160.0])
-_FRAME, _HOP = 512, 256  # STFT filtering: Hann at 50% overlap sums to one
 
 
-@dataclass(frozen=True)
-class _Voice:
-    speaker: str  # Ses01F
-    base_f0_hz: float
-    formant_scale: float
-    rate_scale: float
-    range_scale: float
-    loudness_db: float
-    tilt_db_per_octave: float
-    breathiness: float
-
-
-@dataclass(frozen=True)
-class _Utterance:
-    index: int  # seeds this clip's audio
-    voice: _Voice
-    label: str | None  # None: a code the 4-class map drops
-    code: str
-    prosody: _Prosody
-    num_samples: int
-
-
-def _rng(seed: int, *key: int) -> np.random.Generator:
-    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=key))
-
-
-def _voices(seed: int) -> list[_Voice]:
+def _voices(seed: int) -> list[Voice]:
     voices = []
     for session in range(1, _SESSIONS + 1):
         for letter in "FM":
-            rng = _rng(seed, 1, len(voices))
+            rng = seeded_rng(seed, 1, len(voices))
             female = letter == "F"
             voices.append(
-                _Voice(
+                Voice(
                     speaker=f"Ses{session:02d}{letter}",
                     base_f0_hz=rng.uniform(180, 235) if female else rng.uniform(95, 135),
                     formant_scale=rng.uniform(1.12, 1.22) if female else rng.uniform(0.95, 1.05),
@@ -118,10 +83,10 @@ def _voices(seed: int) -> list[_Voice]:
     return voices
 
 
-def _plan(num_clips: int, seed: int) -> list[_Utterance]:
+def _plan(num_clips: int, seed: int) -> list[Utterance]:
     """Who says what: labelled clips dealt round-robin over the 10 speakers, plus a few
     utterances with codes the 4-class map drops, as in the real release."""
-    rng = _rng(seed, 0)
+    rng = seeded_rng(seed, 0)
     voices = _voices(seed)
     num_dropped = max(2, num_clips // 20)
     per_speaker = [list(range(s, num_clips, len(voices))) for s in range(len(voices))]
@@ -139,119 +104,22 @@ def _plan(num_clips: int, seed: int) -> list[_Utterance]:
         draw = np.array(mean) + rng.normal(size=len(mean)) * np.array(spread)
         seconds = np.clip(np.exp(rng.normal(np.log(3.8), 0.45)), _MIN_SECONDS, _MAX_SECONDS)
         utterances.append(
-            _Utterance(
+            Utterance(
                 index=i,
                 voice=voices[i % len(voices) if labelled else (3 * i) % len(voices)],
                 label=label if labelled else None,
                 code=str(rng.choice(codes)),
-                prosody=_Prosody(*draw.tolist()),
-                num_samples=round(seconds * _SAMPLE_RATE_HZ),
+                prosody=Prosody(*draw.tolist()),
+                num_samples=round(seconds * SAMPLE_RATE_HZ),
             )
         )
     return utterances
 
 
-def _syllables(
-    rng: np.random.Generator, seconds: float, rate: float, pause_scale: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """Syllable start/end times (s): gamma durations around 1/rate, phrase pauses between."""
-    count = int(seconds * rate * 2) + 8
-    durations = rng.gamma(8.0, 1.0 / (8.0 * rate), count)
-    pauses = (rng.random(count) < 0.2) * rng.uniform(0.1, 0.4, count) * pause_scale
-    lead, tail = rng.uniform(0.05, 0.2, 2)
-    starts = lead + np.concatenate([[0.0], np.cumsum(durations + pauses)[:-1]])
-    ends = starts + durations
-    keep = ends <= seconds - tail
-    if not keep.any():
-        return np.array([lead]), np.array([seconds - tail])
-    return starts[keep], ends[keep]
-
-
-def _polyblep_sawtooth(f0_hz: np.ndarray) -> np.ndarray:
-    """Sawtooth following f0 (all harmonics, -6 dB/octave) with PolyBLEP against aliasing."""
-    step = f0_hz / _SAMPLE_RATE_HZ
-    phase = np.cumsum(step) % 1.0
-    saw = 2.0 * phase - 1.0
-    after = phase < step
-    x = phase[after] / step[after]
-    saw[after] -= 2 * x - x * x - 1
-    before = phase > 1.0 - step
-    x = (phase[before] - 1.0) / step[before]
-    saw[before] -= x * x + 2 * x + 1
-    return saw
-
-
-def _filter_by_frames(x: np.ndarray, envelopes: np.ndarray) -> np.ndarray:
-    """Time-varying filtering: multiply each Hann frame's spectrum by its envelope, overlap-add."""
-    padded = np.concatenate([np.zeros(_HOP), x, np.zeros(_FRAME)])
-    frames = np.lib.stride_tricks.sliding_window_view(padded, _FRAME)[::_HOP]
-    frames = frames[: len(envelopes)] * np.hanning(_FRAME + 1)[:-1]
-    filtered = np.fft.irfft(np.fft.rfft(frames) * envelopes, n=_FRAME)
-    out = filtered[:, :_HOP].copy()
-    out[1:] += filtered[:-1, _HOP:]
-    return out.reshape(-1)[_HOP : _HOP + len(x)]
-
-
-def _synthesize(utterance: _Utterance, seed: int) -> np.ndarray:
-    """One clip as int16 samples, deterministic in (seed, utterance index)."""
-    rng = _rng(seed, 2, utterance.index)
-    voice, prosody, n = utterance.voice, utterance.prosody, utterance.num_samples
-    seconds = n / _SAMPLE_RATE_HZ
-    rate = max(prosody.rate_syllables_per_s * voice.rate_scale, 1.5)
-    starts, ends = _syllables(rng, seconds, rate, pause_scale=4.0 / rate)
-    t = np.arange(n) / _SAMPLE_RATE_HZ
-    syllable = np.clip(np.searchsorted(starts, t, side="right") - 1, 0, None)
-    position = (t - starts[syllable]) / (ends - starts)[syllable]
-    inside = (position >= 0) & (position < 1)
-    stressed = rng.random(len(starts)) < 0.35
-    gains = np.where(stressed, 1.0, rng.uniform(0.55, 0.9, len(starts)))
-    amplitude = (
-        np.where(inside, np.sin(np.pi * np.clip(position, 0, 1)) ** 0.7, 0) * gains[syllable]
-    )
-    onsets = rng.uniform(0.08, 0.3, len(starts))
-    voiced = np.convolve(inside & (position >= onsets[syllable]), np.ones(80) / 80, mode="same")
-
-    range_st = max(prosody.range_st * voice.range_scale, 0.3)
-    accents = np.where(
-        stressed, rng.uniform(0.5, 1.0, len(starts)), rng.uniform(-0.3, 0.3, len(starts))
-    )
-    targets = prosody.pitch_st + range_st * accents - 0.3 * range_st * (starts / seconds)
-    contour = np.interp(t, (starts + ends) / 2, targets)
-    knots = np.arange(int(100 * seconds) + 2) / 100  # a slow random walk: unsteady voice
-    walk = rng.normal(0, 0.04, len(knots)).cumsum()
-    wobble = np.interp(t, knots, walk - walk.mean())
-    f0_hz = np.clip(voice.base_f0_hz * 2 ** ((contour + wobble) / 12), 60.0, 500.0)
-
-    noise = rng.standard_normal(n)
-    excitation = voiced * _polyblep_sawtooth(f0_hz) + voice.breathiness * noise * (0.5 + voiced)
-    excitation += (inside & (position < onsets[syllable])) * 0.25 * noise
-    x = excitation * amplitude
-
-    frame_times = np.arange(n // _HOP + 2) * _HOP / _SAMPLE_RATE_HZ  # frame centres
-    frame_syllable = np.clip(np.searchsorted(starts, frame_times, side="right") - 1, 0, None)
-    vowels = rng.integers(len(_VOWEL_FORMANTS_HZ), size=len(starts))
-    jitter = rng.uniform(0.95, 1.05, (len(starts), 1))
-    formants = (_VOWEL_FORMANTS_HZ[vowels] * jitter * voice.formant_scale)[frame_syllable]
-    freqs = np.fft.rfftfreq(_FRAME, 1 / _SAMPLE_RATE_HZ)
-    peaks = _FORMANT_GAINS / (
-        1 + ((freqs[:, None, None] - formants) / (_FORMANT_BANDWIDTHS_HZ / 2)) ** 2
-    )
-    tilt = prosody.tilt_db_per_octave + voice.tilt_db_per_octave
-    tilt_gain = 10 ** (tilt * np.log2(np.maximum(freqs, 100.0) / 500.0) / 20)
-    envelopes = (0.03 + peaks.sum(axis=-1)).T * tilt_gain
-    y = _filter_by_frames(x, envelopes)
-
-    level_db = -24.0 + prosody.loudness_db + voice.loudness_db
-    rms = np.sqrt(np.mean(y[inside] ** 2)) if inside.any() else 1.0
-    y = y * (10 ** (level_db / 20) / max(rms, 1e-9)) + rng.normal(0, 10 ** (-58 / 20), n)
-    y = 0.9 * np.tanh(y / 0.9)  # soft limit: loud clips keep their loudness without clipping
-    return np.round(y * 32767).astype(np.int16)
-
-
-def _dialogs(utterances: list[_Utterance], seed: int) -> dict[str, list[tuple[str, _Utterance]]]:
+def _dialogs(utterances: list[Utterance], seed: int) -> dict[str, list[tuple[str, Utterance]]]:
     """Deal each session's turns into dialogs led by F and M in turn (impro and script names),
     numbering each speaker's turns as the release does (Ses01F_impro01_M000)."""
-    rng = _rng(seed, 3)
+    rng = seeded_rng(seed, 3)
     dialogs = {}
     for session in range(1, _SESSIONS + 1):
         prefix = f"Ses{session:02d}"
@@ -272,12 +140,12 @@ def _dialogs(utterances: list[_Utterance], seed: int) -> dict[str, list[tuple[st
     return dialogs
 
 
-def _evaluation_text(rng: np.random.Generator, turns: list[tuple[str, _Utterance]]) -> str:
+def _evaluation_text(rng: np.random.Generator, turns: list[tuple[str, Utterance]]) -> str:
     """An EmoEvaluation file: header, then per turn a summary line, rater lines and a blank."""
     lines = ["% [START_TIME - END_TIME] TURN_NAME EMOTION [V, A, D]", ""]
     clock = rng.uniform(2.0, 8.0)
     for utterance_id, turn in turns:
-        end = clock + turn.num_samples / _SAMPLE_RATE_HZ
+        end = clock + turn.num_samples / SAMPLE_RATE_HZ
         vad = np.clip(np.array(_VAD.get(turn.code, (3.0, 3.0, 3.0))) + rng.normal(0, 0.3, 3), 1, 5)
         v, a, d = vad.tolist()
         lines.append(
@@ -296,8 +164,8 @@ def _evaluation_text(rng: np.random.Generator, turns: list[tuple[str, _Utterance
     return "\n".join(lines)
 
 
-def _write_layout(root: Path, utterances: list[_Utterance], seed: int) -> None:
-    rng = _rng(seed, 4)
+def _write_layout(root: Path, utterances: list[Utterance], seed: int) -> None:
+    rng = seeded_rng(seed, 4)
     for name, turns in _dialogs(utterances, seed).items():
         session_dir = root / f"Session{int(name[3:5])}"
         evaluation_dir = session_dir / "dialog" / "EmoEvaluation"
@@ -307,8 +175,8 @@ def _write_layout(root: Path, utterances: list[_Utterance], seed: int) -> None:
         text = _evaluation_text(rng, turns)
         (evaluation_dir / f"{name}.txt").write_text(text, encoding="utf-8")
         for utterance_id, turn in turns:
-            samples = _synthesize(turn, seed)
-            sf.write(wav_dir / f"{utterance_id}.wav", samples, _SAMPLE_RATE_HZ, subtype="PCM_16")
+            samples = synthesize(turn, seed)
+            sf.write(wav_dir / f"{utterance_id}.wav", samples, SAMPLE_RATE_HZ, subtype="PCM_16")
 
 
 def _parameters(num_clips: int, seed: int) -> dict[str, int]:
