@@ -128,14 +128,22 @@ def make_split(
     test_speakers: Sequence[str] = (),
     val_fraction: float = 0.1,
 ) -> ClipSplit:
-    """Dispatch on the split's name (`random`, `loso`, `speaker`)."""
+    """Dispatch on the split's name (`random`, `loso`, `speaker`); no set may come out empty."""
     if name == "random":
-        return random_split(clips, ratios, seed)
-    if name == "loso":
-        return loso_split(clips, fold, val_fraction, seed)
-    if name == "speaker":
-        return speaker_split(clips, test_speakers, val_fraction, seed)
-    raise SegserError(f"unknown split '{name}'. Use split=random, split=loso or split=speaker.")
+        split = random_split(clips, ratios, seed)
+    elif name == "loso":
+        split = loso_split(clips, fold, val_fraction, seed)
+    elif name == "speaker":
+        split = speaker_split(clips, test_speakers, val_fraction, seed)
+    else:
+        raise SegserError(f"unknown split '{name}'. Use split=random, split=loso or split=speaker.")
+    empty = [part for part in ("train", "val", "test") if not getattr(split, part)]
+    if empty:
+        raise SegserError(
+            f"split {split.description} leaves the {' and '.join(empty)} set empty with "
+            f"{len(clips)} clips. Use a larger corpus or other split ratios."
+        )
+    return split
 
 
 __all__ = ["ClipSplit", "loso_split", "make_split", "random_split", "speaker_split"]

@@ -72,3 +72,9 @@ def test_speaker_split_holds_out_named_speakers() -> None:
 def test_unknown_split_name() -> None:
     with pytest.raises(SegserError, match="split=random"):
         make_split(corpus(1), "kfold", 0)
+
+
+def test_a_split_with_an_empty_set_is_one_clear_error() -> None:
+    tiny = corpus(1)[:6]  # 6 clips, 1-2 per label: stratified 10% rounds to nothing
+    with pytest.raises(SegserError, match=r"leaves the val and test set empty with 6 clips"):
+        make_split(tiny, "random", 0)
