@@ -40,10 +40,10 @@ def report_user_errors(job: Callable[..., Any]) -> Callable[..., Any]:
                 key = missing.full_key
                 raise SegserError(f"{key} is required: add {key}=... to the command.") from None
         except SegserError as error:
-            log.error("%s", error)
             if HydraConfig.initialized():
                 (run_dir() / "error.txt").write_text(f"{error}\n")
-            if in_multirun():
+            if in_multirun():  # the sweep's log names the failed job; the others go on
+                log.error("%s", error)
                 return None
             print(f"error: {error}", file=sys.stderr)
             sys.exit(2)

@@ -77,3 +77,20 @@ def test_evaluate_config_composes() -> None:
     cfg = composed(["ckpt=x.ckpt"], config_name="evaluate")
     assert cfg.ckpt == "x.ckpt"
     instantiate(cfg.trainer, default_root_dir="/tmp")
+
+
+def test_slurm_launcher_and_ddp_trainer_compose() -> None:
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose(
+            "train",
+            overrides=["experiment=paper_table3", "hydra/launcher=slurm", "trainer=ddp"],
+            return_hydra_config=True,
+        )
+    launcher = cfg.hydra.launcher
+    assert launcher._target_.endswith("SlurmLauncher")
+    assert launcher.gpus_per_node == 1 and launcher.tasks_per_node == 1
+    assert cfg.trainer.strategy == "ddp" and cfg.trainer.max_epochs == 1000
+    assert dict(cfg.hydra.sweeper.params) == {
+        "segmentation": "overlap,nonoverlap",
+        "seed": "0,1,2,3,4,5",
+    }
