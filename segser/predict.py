@@ -1,0 +1,277 @@
+"""`python -m segser.predict CKPT INPUT [INPUT ...]`: emotion of new recordings, segment by segment.
+
+Per file: <stem>.segments.csv, <stem>.json and <stem>.timeline.png; summary.csv for the run.
+Recordings of any length stream through in bounded memory (segser.data.stream), cut exactly as
+training cut its clips, so a file's predictions equal the model on segment_patches(whole file).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import sys
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import torch
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+from segser.data.features import LogMelPatcher, LogMelSettings
+from segser.data.segmentation import count_segments
+from segser.data.stream import AudioInfo, audio_info, find_audio, stream_segments
+from segser.errors import SegserError
+from segser.metrics.clip_accuracy import ClipVotes, clip_votes
+from segser.models.factory import load_classifier
+from segser.timeline import Timeline
+
+TIMELINE_BINS = 2000  # an hour at 0.5 s hop pools ~4 segments per bar
+
+
+class ClipTally:
+    """Running votes and sums over a file's segments: both clip decisions without the logits."""
+
+    def __init__(self, num_classes: int) -> None:
+        self.segments = 0
+        self.votes = torch.zeros(num_classes, dtype=torch.long)
+        self.logit_sums = torch.zeros(num_classes, dtype=torch.float64)
+        self.probability_sums = torch.zeros(num_classes, dtype=torch.float64)
+
+    def update(self, logits: torch.Tensor) -> None:
+        batch = clip_votes(logits.double(), torch.zeros(len(logits)), len(self.votes))
+        self.segments += int(batch.segments[0])
+        self.votes += batch.votes[0]
+        self.logit_sums += batch.mean_logits[0] * batch.segments[0]
+        self.probability_sums += logits.double().softmax(dim=1).sum(dim=0)
+
+    def decisions(self, classes: Sequence[str]) -> dict[str, Any]:
+        """Each rule's clip decision (ClipVotes' ALCA and majority rules) and what it came from."""
+        mean = self.logit_sums / self.segments
+        votes = ClipVotes(
+            torch.zeros(1), torch.tensor([self.segments]), self.votes[None], mean[None]
+        )
+
+        def named(values: torch.Tensor) -> dict[str, float]:
+            return {c: float(v) for c, v in zip(classes, values, strict=True)}
+
+        return {
+            "segments": self.segments,
+            "mean_logits": {
+                "prediction": classes[int(votes.mean_logits_prediction[0])],
+                "mean_logits": named(mean),
+                "probabilities": named(mean.softmax(dim=0)),
+            },
+            "majority": {
+                "prediction": classes[int(votes.majority_prediction[0])],
+                "votes": {c: int(v) for c, v in zip(classes, self.votes, strict=True)},
+            },
+            "mean_probabilities": named(self.probability_sums / self.segments),
+        }
+
+
+class Predictor:
+    """A checkpoint's model with the input pipeline it was trained on (segmentation, features)."""
+
+    def __init__(self, checkpoint: str | Path, device: torch.device, batch_size: int) -> None:
+        self.model = load_model(checkpoint).to(device)
+        config = self.model.hparams["model_config"]
+        self.classes: list[str] = list(config["classes"])
+        self.window_seconds = float(config["segmentation"]["window_seconds"])
+        self.hop_seconds = float(config["segmentation"]["hop_seconds"])
+        self.patcher = LogMelPatcher(LogMelSettings(**config["features"])).to(device)
+        self.sample_rate = self.patcher.settings.sample_rate_hz
+        self.hop_samples = round(self.hop_seconds * self.sample_rate)  # as segmentation rounds
+        self.device, self.batch_size = device, batch_size
+        self.columns = ["segment", "start_s", "end_s", "prediction"]
+        self.columns += [f"p_{c}" for c in self.classes]
+
+    @torch.inference_mode()
+    def logits(self, segments: torch.Tensor) -> torch.Tensor:
+        """Segment logits [B, C] (float32, CPU) from segments [B, samples] at the model's rate."""
+        return self.model(self.patcher(segments.to(self.device))).float().cpu()
+
+    def segment_row(self, index: int, probabilities: list[float]) -> dict[str, Any]:
+        """One segment as both the CSV and the JSON write it."""
+        start = index * self.hop_samples / self.sample_rate
+        best = max(range(len(self.classes)), key=probabilities.__getitem__)  # ties: lowest
+        row = {"segment": index, "start_s": round(start, 4)}
+        row |= {"end_s": round(start + self.window_seconds, 4), "prediction": self.classes[best]}
+        return row | {
+            f"p_{c}": round(p, 6) for c, p in zip(self.classes, probabilities, strict=True)
+        }
+
+    def predict_file(
+        self, info: AudioInfo, out_dir: Path, stem: str, block_seconds: float, progress: Progress
+    ) -> dict[str, Any]:
+        """Write the file's segment CSV, JSON and timeline; return its summary.csv row."""
+        samples = -(-info.frames * self.sample_rate // info.sample_rate_hz)  # resample's length
+        expected = count_segments(samples, self.sample_rate, self.window_seconds, self.hop_seconds)
+        tally = ClipTally(len(self.classes))
+        timeline = Timeline(
+            self.classes, expected, self.hop_seconds, self.window_seconds, TIMELINE_BINS
+        )
+        task = progress.add_task(stem, total=info.duration_seconds, segments=0)
+        header = {
+            "file": str(info.path),
+            "output": stem,
+            "duration_s": info.duration_seconds,
+            "sample_rate_hz": info.sample_rate_hz,
+            "channels": info.channels,
+            "model_sample_rate_hz": self.sample_rate,
+            "window_seconds": self.window_seconds,
+            "hop_seconds": self.hop_seconds,
+            "classes": self.classes,
+        }
+        paths = [out_dir / f"{stem}.segments.csv", out_dir / f"{stem}.json"]
+        partial = [path.with_name(path.name + ".partial") for path in paths]
+        try:  # rows go to disk as they come; the final names appear only for a complete file
+            with open(partial[0], "w", newline="") as csv_file, open(partial[1], "w") as json_file:
+                rows = csv.DictWriter(csv_file, fieldnames=self.columns)
+                rows.writeheader()
+                json_file.write(json.dumps(header)[:-1] + ', "segments": [')
+                cutting = (self.sample_rate, self.window_seconds, self.hop_seconds)
+                for batch in stream_segments(info, *cutting, self.batch_size, block_seconds):
+                    logits = self.logits(batch.segments)
+                    probabilities = logits.softmax(dim=1)
+                    tally.update(logits)
+                    for i, p in enumerate(probabilities.tolist(), start=batch.first_index):
+                        row = self.segment_row(i, p)
+                        rows.writerow(row)
+                        json_file.write(("\n  " if i == 0 else ",\n  ") + json.dumps(row))
+                    timeline.add(batch.first_index, probabilities)
+                    progress.update(task, completed=batch.seconds_read, segments=tally.segments)
+                clip = tally.decisions(self.classes)
+                json_file.write(f'\n], "clip": {json.dumps(clip)}}}\n')
+        except BaseException:
+            for path in partial:
+                path.unlink(missing_ok=True)
+            raise
+        for path, final in zip(partial, paths, strict=True):
+            os.replace(path, final)
+        mean_logits, majority = clip["mean_logits"]["prediction"], clip["majority"]["prediction"]
+        title = f"{info.path.name}: mean logits (ALCA) {mean_logits}, majority vote {majority}"
+        timeline.plot(out_dir / f"{stem}.timeline.png", f"{title} ({tally.segments} segments)")
+        return {
+            **{key: header[key] for key in ("file", "output", "duration_s")},
+            "segments": tally.segments,
+            "clip_mean_logits": mean_logits,
+            "clip_majority": majority,
+            **{f"p_{c}": round(p, 6) for c, p in clip["mean_probabilities"].items()},
+        }
+
+
+def load_model(checkpoint: str | Path) -> Any:
+    """load_classifier, with one-line errors that speak of this command's arguments."""
+    path = Path(checkpoint)
+    fix = "Pass the .ckpt that `python -m segser.train` wrote (RUN_DIR/checkpoints/best.ckpt)."
+    if not path.is_file():
+        raise SegserError(f"{path}: checkpoint not found. {fix}")
+    try:
+        model = load_classifier(path)
+    except SegserError:
+        raise
+    except Exception as error:  # weights that do not fit the model its config describes
+        name = type(error).__name__
+        raise SegserError(f"{path}: cannot rebuild its model ({name}). {fix}") from error
+    missing = {"classes", "segmentation", "features"} - set(model.hparams["model_config"])
+    if missing:
+        raise SegserError(f"{path}: the checkpoint lacks {', '.join(sorted(missing))}. {fix}")
+    return model
+
+
+def output_stems(files: Sequence[Path]) -> list[str]:
+    """Output names from file stems; a stem already taken gets -2, -3, ... (never overwrites)."""
+    taken: set[str] = set()
+    stems = []
+    for path in files:
+        stem, n = path.stem, 1
+        while stem.lower() in taken:  # lower: a case-insensitive disk would still collide
+            n += 1
+            stem = f"{path.stem}-{n}"
+        taken.add(stem.lower())
+        stems.append(stem)
+    return stems
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise SegserError("--device cuda: no CUDA device is visible. Use --device cpu or auto.")
+    return torch.device(name)
+
+
+def predict(
+    checkpoint: str | Path,
+    inputs: Sequence[str | Path],
+    out_dir: Path,
+    batch_size: int = 64,
+    device: str = "auto",
+    recursive: bool = False,
+    block_seconds: float = 30.0,
+) -> tuple[list[dict[str, Any]], list[SegserError]]:
+    """Predict every input file; a bad one is reported and skipped. Returns summary rows, errors."""
+    predictor = Predictor(checkpoint, pick_device(device), batch_size)
+    found = find_audio(inputs, recursive)
+    files = [entry for entry in found if isinstance(entry, Path)]
+    stems = dict(zip(files, output_stems(files), strict=True))
+    console = Console(stderr=True, soft_wrap=True, markup=False, highlight=False)
+    done = TextColumn("{task.completed:.0f}/{task.total:.0f} s, {task.fields[segments]} segments")
+    columns = (TextColumn("{task.description}"), BarColumn(), done, TimeRemainingColumn())
+    progress = Progress(*columns, console=console)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    columns = ["file", "output", "duration_s", "segments", "clip_mean_logits", "clip_majority"]
+    columns += [*(f"p_{c}" for c in predictor.classes), "error"]
+    rows, errors = [], []
+    with open(out_dir / "summary.csv", "w", newline="") as handle, progress:
+        summary = csv.DictWriter(handle, fieldnames=columns)
+        summary.writeheader()
+        for entry in found:
+            try:
+                if isinstance(entry, SegserError):  # an input find_audio could not use
+                    raise entry
+                info = audio_info(entry)
+                row = predictor.predict_file(info, out_dir, stems[entry], block_seconds, progress)
+            except SegserError as error:
+                errors.append(error)
+                console.print(f"error: {error}")
+                row = {"file": str(entry if isinstance(entry, Path) else entry.path)}
+                row |= {"output": stems.get(entry, ""), "error": str(error)}
+            rows.append(row)
+            summary.writerow(row)
+            handle.flush()  # a later crash or Ctrl-C keeps the rows already done
+    return rows, errors
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m segser.predict", description=__doc__)
+    parser.add_argument("checkpoint", help="a .ckpt written by python -m segser.train")
+    parser.add_argument("inputs", nargs="+", help="audio files or folders of audio files")
+    parser.add_argument("--out", type=Path, help="output folder (default outputs/predict/<time>)")
+    parser.add_argument("--batch-size", type=int, default=64, help="segments per model call")
+    parser.add_argument("--device", choices=["cpu", "cuda", "auto"], default="auto")
+    parser.add_argument("--recursive", action="store_true", help="search folders' subfolders")
+    parser.add_argument("--block-seconds", type=float, default=30.0, help="audio read at once")
+    args = parser.parse_args(argv)
+    stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+    out_dir = args.out or Path(os.environ.get("SEGSER_OUTPUT_DIR", "outputs")) / "predict" / stamp
+    try:
+        if args.batch_size < 1 or not args.block_seconds > 0:
+            raise SegserError("--batch-size and --block-seconds must be positive.")
+        options = (args.batch_size, args.device, args.recursive, args.block_seconds)
+        rows, errors = predict(args.checkpoint, args.inputs, out_dir, *options)
+    except SegserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    done = sum("error" not in row for row in rows)
+    failed = f"; {len(errors)} input(s) failed, see the errors above" if errors else ""
+    print(f"Predictions for {done} file(s) written to {out_dir}{failed}")
+    return 2 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
