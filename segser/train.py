@@ -66,6 +66,7 @@ def train(cfg: DictConfig, out_dir: Path, group: str | None = None) -> dict[str,
             if not trainer.is_global_zero:
                 status = "success"
                 return {}
+            torch.distributed.destroy_process_group()  # the metrics must not wait for rank 1
             trainer = instantiate(
                 cfg.trainer,
                 devices=1,

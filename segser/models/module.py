@@ -65,7 +65,13 @@ class SegmentEmotionClassifier(L.LightningModule):
     ) -> torch.Tensor:
         patches, labels, clip_ids = batch
         logits = self(patches)
-        self.log(f"{stage}/loss", self.loss(logits, labels), prog_bar=True, batch_size=len(labels))
+        self.log(
+            f"{stage}/loss",
+            self.loss(logits, labels),
+            prog_bar=True,
+            batch_size=len(labels),
+            sync_dist=True,
+        )
         metrics.update(logits, labels, clip_ids)
         return logits
 
@@ -80,7 +86,8 @@ class SegmentEmotionClassifier(L.LightningModule):
     def _log_clip_metrics(self, stage: str, metrics: ClipMetrics) -> dict[str, torch.Tensor]:
         values = metrics.compute()
         for name in SCALAR_METRICS:  # ALCA is the paper's headline number: show it in the bar
-            self.log(f"{stage}/{name}", values[name], prog_bar=name == "ALCA")
+            # Already gathered from every rank by the metric; sync_dist only quiets DDP's warning.
+            self.log(f"{stage}/{name}", values[name], prog_bar=name == "ALCA", sync_dist=True)
         metrics.reset()
         return values
 

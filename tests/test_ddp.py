@@ -1,0 +1,47 @@
+"""A job on several devices: DDP trains (gloo on CPU here), rank 0 tests every clip once."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+from segser.entry import CONF_DIR
+from segser.evaluate import evaluate
+
+
+def test_two_process_ddp_run_tests_each_clip_once(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB")}
+    env.update(SEGSER_OUTPUT_DIR=str(tmp_path / "out"), SEGSER_DATA_DIR=str(tmp_path / "data"))
+    overrides = ["experiment=demo", "dataset.num_clips=40", "callbacks.progress_bar=null"]
+    result = subprocess.run(
+        [
+            sys.executable, "-m", "segser.train", *overrides, "trainer.max_epochs=2",
+            "trainer.accelerator=cpu", "trainer.devices=2", "trainer.strategy=ddp",
+        ],
+        capture_output=True, text=True, env=env, timeout=600, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    (run,) = (tmp_path / "out" / "runs").glob("*/*")
+    payload = json.loads((run / "metrics.json").read_text())
+    assert sum(map(sum, payload["confusion_matrix"])) == payload["num_test_clips"]
+    # A single-process re-test of the best checkpoint sees the same segments and clips.
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        cfg = compose(
+            "evaluate",
+            overrides=[
+                f"ckpt={payload['best_checkpoint']}",
+                "dataset=demo",
+                "dataset.num_clips=40",
+                f"paths.data_dir={tmp_path / 'data'}",
+            ],
+        )
+    again = evaluate(cfg, tmp_path / "eval")
+    assert again["num_test_segments"] == payload["num_test_segments"]
+    for name, value in payload["metrics"].items():
+        assert again["metrics"][name] == pytest.approx(value, abs=1e-6)
