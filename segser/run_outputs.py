@@ -12,9 +12,8 @@ import numpy as np
 import torch
 
 from segser.metrics.clip_accuracy import clip_votes
+from segser.metrics.collection import ACCURACY_NAMES
 from segser.plots import plot_confusion_matrix
-
-SCALAR_METRICS = ("SA", "ACA", "SCA", "ALCA", "BCA", "UA", "WA")
 
 
 def metrics_payload(
@@ -23,7 +22,7 @@ def metrics_payload(
     """The test results as plain JSON data, with whatever context the caller adds."""
     recall = results["per_class_recall"].tolist()
     return {
-        "metrics": {name: float(results[name]) for name in SCALAR_METRICS},
+        "metrics": {name: float(results[name]) for name in ACCURACY_NAMES},
         "per_class_recall": {
             c: (None if np.isnan(r) else r) for c, r in zip(classes, recall, strict=True)
         },

@@ -26,8 +26,11 @@ from segser.components import (
     model_config,
     read_corpus,
 )
+from segser.data.clips import Clip
+from segser.data.datamodule import SegmentDataModule
 from segser.entry import CONF_DIR, in_multirun, report_user_errors, run_dir
 from segser.models.factory import build_classifier
+from segser.models.module import SegmentEmotionClassifier
 from segser.run_outputs import metrics_payload, prediction_rows, write_metrics, write_predictions
 
 log = logging.getLogger("segser")
@@ -92,7 +95,16 @@ def train(cfg: DictConfig, out_dir: Path, group: str | None = None) -> dict[str,
             wandb.finish(exit_code=0 if status == "success" else 1)
 
 
-def save_test_results(cfg, out_dir, model, datamodule, clips, best, trainer) -> dict[str, Any]:
+def save_test_results(
+    cfg: DictConfig,
+    out_dir: Path,
+    model: SegmentEmotionClassifier,
+    datamodule: SegmentDataModule,
+    clips: list[Clip],
+    best: str | None,
+    trainer: L.Trainer,
+) -> dict[str, Any]:
+    """predictions.csv, metrics.json and the confusion matrix from the test epoch's outputs."""
     logits, labels, clip_index = (
         torch.cat(parts) for parts in zip(*model.test_outputs, strict=True)
     )

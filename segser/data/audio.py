@@ -13,9 +13,10 @@ from segser.errors import BadClipError
 _FIX_CORRUPT = "Re-export the clip as a WAV/FLAC file or remove it from the corpus"
 
 
-def _unreadable(path: Path, err: Exception) -> BadClipError:
+def unreadable_audio(path: Path, err: Exception, fix: str = _FIX_CORRUPT) -> BadClipError:
+    """The one-line error for a file soundfile cannot decode, with libsndfile's reason."""
     reason = getattr(err, "error_string", None) or str(err).splitlines()[0]
-    return BadClipError(path, f"unreadable audio ({reason.rstrip('.')})", _FIX_CORRUPT)
+    return BadClipError(path, f"unreadable audio ({reason.rstrip('.')})", fix)
 
 
 def _check_exists(path: Path) -> None:
@@ -35,7 +36,7 @@ def load_audio(path: str | Path, sample_rate: int = 16000) -> torch.Tensor:
     try:
         data, file_rate = sf.read(path, dtype="float32", always_2d=True)
     except (sf.SoundFileError, RuntimeError) as err:
-        raise _unreadable(path, err) from err
+        raise unreadable_audio(path, err) from err
     if data.shape[0] == 0:
         raise BadClipError(path, "empty audio (0 samples)", "Remove the clip from the corpus")
     waveform = torch.from_numpy(data).mean(dim=1)
@@ -55,5 +56,5 @@ def audio_duration_seconds(path: str | Path) -> float:
     try:
         info = sf.info(str(path))
     except (sf.SoundFileError, RuntimeError) as err:
-        raise _unreadable(path, err) from err
+        raise unreadable_audio(path, err) from err
     return info.frames / info.samplerate

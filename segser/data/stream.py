@@ -15,6 +15,7 @@ import soundfile as sf
 import torch
 import torchaudio.functional as AF
 
+from segser.data.audio import unreadable_audio
 from segser.data.segmentation import segment_waveform
 from segser.errors import BadClipError
 
@@ -43,11 +44,6 @@ class AudioInfo:
         return self.frames / self.sample_rate_hz
 
 
-def _unreadable(path: Path, err: Exception) -> BadClipError:
-    reason = getattr(err, "error_string", None) or str(err).splitlines()[0]
-    return BadClipError(path, f"unreadable audio ({reason.rstrip('.')})", _FIX_UNREADABLE)
-
-
 def audio_info(path: str | Path) -> AudioInfo:
     """Header of an audio file; a missing, unreadable or empty file raises BadClipError."""
     path = Path(path)
@@ -57,7 +53,7 @@ def audio_info(path: str | Path) -> AudioInfo:
     try:
         info = sf.info(str(path))
     except (sf.SoundFileError, RuntimeError) as err:
-        raise _unreadable(path, err) from err
+        raise unreadable_audio(path, err, _FIX_UNREADABLE) from err
     if info.frames <= 0:
         raise BadClipError(path, "empty audio (0 samples)", "Leave it out")
     return AudioInfo(path, int(info.samplerate), int(info.channels), int(info.frames))
@@ -73,7 +69,7 @@ def read_blocks(path: Path, block_frames: int) -> Iterator[torch.Tensor]:
                     raise BadClipError(path, "audio contains NaN or Inf samples", _FIX_UNREADABLE)
                 yield mono
     except (sf.SoundFileError, RuntimeError) as err:
-        raise _unreadable(path, err) from err
+        raise unreadable_audio(path, err, _FIX_UNREADABLE) from err
 
 
 class BlockResampler:

@@ -16,6 +16,8 @@ from torchmetrics.functional.classification import multiclass_confusion_matrix
 from segser.metrics.clip_accuracy import ClipMetricBase, ClipSummary, ClipVotes, fraction
 
 ClipRule = Literal["mean_logits", "majority"]
+# The scalar accuracies compute() returns, in the order tables show them.
+ACCURACY_NAMES: tuple[str, ...] = ("SA", "ACA", "SCA", "ALCA", "BCA", "UA", "WA")
 CLIP_RULES: tuple[str, ...] = ("mean_logits", "majority")
 
 

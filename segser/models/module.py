@@ -9,10 +9,9 @@ import lightning as L
 import torch
 from torch import nn
 
-from segser.metrics.collection import ClipMetrics
+from segser.metrics.collection import ACCURACY_NAMES, ClipMetrics
 
 OptimizerFactory = Callable[[Iterable[dict[str, Any]]], torch.optim.Optimizer]
-SCALAR_METRICS = ("SA", "ACA", "SCA", "ALCA", "BCA", "UA", "WA")
 
 
 class SegmentEmotionClassifier(L.LightningModule):
@@ -85,7 +84,7 @@ class SegmentEmotionClassifier(L.LightningModule):
 
     def _log_clip_metrics(self, stage: str, metrics: ClipMetrics) -> dict[str, torch.Tensor]:
         values = metrics.compute()
-        for name in SCALAR_METRICS:  # ALCA is the paper's headline number: show it in the bar
+        for name in ACCURACY_NAMES:  # ALCA is the paper's headline number: show it in the bar
             # Already gathered from every rank by the metric; sync_dist only quiets DDP's warning.
             self.log(f"{stage}/{name}", values[name], prog_bar=name == "ALCA", sync_dist=True)
         metrics.reset()
