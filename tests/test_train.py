@@ -83,8 +83,12 @@ def test_predictions_agree_with_metrics(trained_run) -> None:
         rows = list(csv.DictReader(handle))
     segments = Counter(r["clip_id"] for r in rows)
     assert sum(segments.values()) == payload["num_test_segments"]
-    first = next(r for r in rows if r["segment"] == "1")
-    assert float(first["start_s"]) == 1.0 and float(first["end_s"]) == 2.0  # non-overlapping
+    hop = payload["config"]["segmentation"]["hop_seconds"]
+    assert hop == 0.5  # the demo uses the paper's overlapping segments
+    for row in rows:
+        start = float(row["start_s"])
+        assert start == pytest.approx(int(row["segment"]) * hop)
+        assert float(row["end_s"]) == pytest.approx(start + 1.0)
 
 
 def test_checkpoint_reloads_and_evaluate_reproduces_the_test(trained_run, tmp_path: Path) -> None:
