@@ -2,7 +2,7 @@
 
 Both pipelines start from the same segments (clips loaded, resampled to 16 kHz and segmented
 beforehand, untimed) and make the first 96x64 example of each segment. Example:
-    python experiments/bench_features.py --corpus-dir /work/shared/data/emodb-2s/wav --device cuda
+    python experiments/bench_features.py --corpus-dir ../shared/data/emodb-2s/wav --device cuda
 """
 
 from __future__ import annotations
@@ -21,11 +21,12 @@ from segser.data.features import LogMelPatcher
 from segser.data.segmentation import segment_waveform
 
 SAMPLE_RATE = 16000
+SHARED_EMODB = Path(__file__).resolve().parents[2] / "shared" / "data" / "emodb-2s" / "wav"
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--corpus-dir", type=Path, default=Path("/work/shared/data/emodb-2s/wav"))
+    parser.add_argument("--corpus-dir", type=Path, default=SHARED_EMODB, help="folder of wavs")
     parser.add_argument("--limit", type=int, default=None, help="use at most this many clips")
     parser.add_argument("--window", type=float, default=1.0, help="segment length, seconds")
     parser.add_argument("--hop", type=float, default=0.5, help="segment hop, seconds")
