@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -13,10 +14,12 @@ from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig, OmegaConf
 
 from segser.data.cache import SegmentationSettings
-from segser.data.clips import Clip
+from segser.data.clips import Clip, label_counts
 from segser.data.datamodule import SegmentDataModule
 from segser.data.features import LogMelSettings
 from segser.errors import SegserError
+
+log = logging.getLogger("segser")
 
 
 def read_corpus(dataset: DictConfig) -> list[Clip]:
@@ -28,7 +31,16 @@ def read_corpus(dataset: DictConfig) -> list[Clip]:
             "or try the built-in corpus with dataset=demo."
         )
     # Call outside instantiate(), which would wrap our one-line errors in its own exception.
-    return instantiate(dataset.reader, _partial_=True)()
+    clips = instantiate(dataset.reader, _partial_=True)()
+    log.info(
+        "%s: %d clips %s from %d speakers in %d sessions",
+        dataset.name,
+        len(clips),
+        label_counts(clips),
+        len({c.speaker for c in clips}),
+        len({c.session for c in clips}),
+    )
+    return clips
 
 
 def segmentation_settings(cfg: DictConfig) -> SegmentationSettings:

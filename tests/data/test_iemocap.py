@@ -196,3 +196,22 @@ def test_malformed_summary_line_names_file_and_line(iemocap_root: Path) -> None:
 def test_unknown_policy_is_refused(iemocap_root: Path) -> None:
     with pytest.raises(SegserError, match="on_bad_clip='ignore'"):
         read_iemocap(iemocap_root, LABEL_MAP, on_bad_clip="ignore")  # type: ignore[arg-type]
+
+
+def test_count_check_against_the_published_four_class_counts() -> None:
+    from segser.data.iemocap import EXPECTED_CLASS_COUNTS, EXPECTED_SESSION_COUNTS, count_check
+
+    labels = [label for label, n in EXPECTED_CLASS_COUNTS.items() for _ in range(n)]
+    sessions = [session for session, n in EXPECTED_SESSION_COUNTS.items() for _ in range(n)]
+    assert len(labels) == len(sessions) == 5531
+    clips = [
+        Clip(f"u{i}", Path(f"u{i}.wav"), label, session + "F", session, 4.5)
+        for i, (label, session) in enumerate(zip(labels, sessions, strict=True))
+    ]
+    assert not [line for line in count_check(clips) if "DIFFERS" in line]
+    wrong = count_check(clips[1:])  # one neutral clip of Ses01 missing
+    assert [line.split()[:2] for line in wrong if "DIFFERS" in line] == [
+        ["class", "neutral"],
+        ["session", "Ses01"],
+        ["total", "5530"],
+    ]
