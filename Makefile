@@ -25,12 +25,12 @@ test-slow: install  ## the slow tests only
 	$(BIN)/python -m pytest -m slow
 
 lint: install
-	$(BIN)/ruff check segser tests experiments
-	$(BIN)/ruff format --check segser tests experiments
+	$(BIN)/ruff check segser tests experiments notebooks
+	$(BIN)/ruff format --check segser tests experiments notebooks
 
 format: install
-	$(BIN)/ruff check --fix segser tests experiments
-	$(BIN)/ruff format segser tests experiments
+	$(BIN)/ruff check --fix segser tests experiments notebooks
+	$(BIN)/ruff format segser tests experiments notebooks
 
 bench: install  ## feature extraction: ours vs the reference pipeline
 	$(BIN)/python experiments/bench_features.py
