@@ -1,4 +1,4 @@
-"""Multirun sweeps: one failed job does not stop the others; W&B runs offline and grouped."""
+"""Multirun sweeps: a failed job stops no other and is named at the end; W&B offline, grouped."""
 
 from __future__ import annotations
 
@@ -27,8 +27,16 @@ def test_a_failing_job_leaves_the_others_running(tmp_path: Path) -> None:
         ],
         capture_output=True, text=True, env=env, timeout=600, check=False,
     )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
+    # The sweep ran every job, then says which failed and exits 1.
+    assert result.returncode == 1, result.stderr[-3000:]
     (sweep,) = (tmp_path / "out" / "multirun").glob("*/*")
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert errors == [
+        f"error: job {sweep / '1'}: split.fold=9 is out of range: the corpus has 5 sessions "
+        "(Ses01, Ses02, Ses03, Ses04, Ses05). Use split.fold=1..5.",
+        f"error: 1 of 2 jobs failed; the others' results are in {sweep}. "
+        f"Summarise them with: python -m segser.report {sweep}",
+    ]
     jobs = sorted(p for p in sweep.iterdir() if p.is_dir())
     assert [p.name for p in jobs] == ["0", "1"]
     good, bad = jobs
