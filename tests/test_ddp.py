@@ -9,10 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
 
-from segser.entry import CONF_DIR
 from segser.evaluate import evaluate
+from tests.hydra_app import composed
 
 
 def test_two_process_ddp_run_tests_each_clip_once(tmp_path: Path) -> None:
@@ -31,16 +30,15 @@ def test_two_process_ddp_run_tests_each_clip_once(tmp_path: Path) -> None:
     payload = json.loads((run / "metrics.json").read_text())
     assert sum(map(sum, payload["confusion_matrix"])) == payload["num_test_clips"]
     # A single-process re-test of the best checkpoint sees the same segments and clips.
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        cfg = compose(
-            "evaluate",
-            overrides=[
-                f"ckpt={payload['best_checkpoint']}",
-                "dataset=demo",
-                "dataset.num_clips=40",
-                f"paths.data_dir={tmp_path / 'data'}",
-            ],
-        )
+    cfg = composed(
+        "evaluate",
+        [
+            f"ckpt={payload['best_checkpoint']}",
+            "dataset=demo",
+            "dataset.num_clips=40",
+            f"paths.data_dir={tmp_path / 'data'}",
+        ],
+    )
     again = evaluate(cfg, tmp_path / "eval")
     assert again["num_test_segments"] == payload["num_test_segments"]
     for name, value in payload["metrics"].items():

@@ -6,10 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
 
 from segser.entry import CONF_DIR
 from segser.train import train
+from tests.hydra_app import composed
 
 PRESETS = sorted(p.stem for p in (Path(CONF_DIR) / "experiment").glob("*.yaml"))
 
@@ -19,19 +19,18 @@ PRESETS = sorted(p.stem for p in (Path(CONF_DIR) / "experiment").glob("*.yaml"))
 def test_preset_runs_on_demo(experiment: str, tmp_path_factory) -> None:
     data_dir = tmp_path_factory.getbasetemp() / "shared_data"  # one demo corpus for all presets
     out_dir = tmp_path_factory.mktemp(experiment)
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        cfg = compose(
-            "train",
-            overrides=[
-                f"experiment={experiment}",
-                "dataset=demo",
-                "dataset.num_clips=40",
-                "backbone.weights=none",
-                "trainer.max_epochs=1",
-                "callbacks.progress_bar=null",
-                f"paths.data_dir={data_dir}",
-            ],
-        )
+    cfg = composed(
+        "train",
+        [
+            f"experiment={experiment}",
+            "dataset=demo",
+            "dataset.num_clips=40",
+            "backbone.weights=none",
+            "trainer.max_epochs=1",
+            "callbacks.progress_bar=null",
+            f"paths.data_dir={data_dir}",
+        ],
+    )
     payload = train(cfg, out_dir)
     written = json.loads((out_dir / "metrics.json").read_text())
     assert written["metrics"] == payload["metrics"]

@@ -9,12 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hydra import compose, initialize_config_dir
 
-from segser.entry import CONF_DIR
 from segser.evaluate import evaluate
 from segser.models.factory import load_classifier
 from segser.train import train
+from tests.hydra_app import composed
 
 
 def demo_config(tmp_path: Path, *extra: str):
@@ -27,8 +26,7 @@ def demo_config(tmp_path: Path, *extra: str):
         "callbacks.progress_bar=null",
         *extra,
     ]
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        return compose("train", overrides=overrides)
+    return composed("train", overrides)
 
 
 def clip_accuracies_from_predictions(path: Path) -> dict[str, float]:
@@ -96,16 +94,15 @@ def test_checkpoint_reloads_and_evaluate_reproduces_the_test(trained_run, tmp_pa
     model = load_classifier(out_dir / "checkpoints" / "best.ckpt")
     assert model.classes == ["angry", "happy", "sad", "neutral"]
     data_dir = Path(payload["config"]["paths"]["data_dir"])
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        cfg = compose(
-            "evaluate",
-            overrides=[
-                f"ckpt={payload['best_checkpoint']}",
-                "dataset=demo",
-                "dataset.num_clips=48",
-                f"paths.data_dir={data_dir}",
-            ],
-        )
+    cfg = composed(
+        "evaluate",
+        [
+            f"ckpt={payload['best_checkpoint']}",
+            "dataset=demo",
+            "dataset.num_clips=48",
+            f"paths.data_dir={data_dir}",
+        ],
+    )
     again = evaluate(cfg, tmp_path / "eval")
     for name, value in payload["metrics"].items():
         assert again["metrics"][name] == pytest.approx(value, abs=1e-6)
