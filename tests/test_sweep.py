@@ -63,3 +63,22 @@ def test_wandb_logger_is_offline_without_key_and_grouped(tmp_path: Path, monkeyp
     monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
     (online,) = [lg for lg in build_loggers(cfg, tmp_path, None) if isinstance(lg, WandbLogger)]
     assert not online._offline
+
+
+def test_submitit_launcher_runs_the_sweep(tmp_path: Path) -> None:
+    """The SLURM launcher's machinery (submitit: pickled jobs, one process each), run locally."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB")}
+    env.update(SEGSER_OUTPUT_DIR=str(tmp_path / "out"), SEGSER_DATA_DIR=str(tmp_path / "data"))
+    result = subprocess.run(
+        [
+            sys.executable, "-m", "segser.train", "-m", "experiment=demo",
+            "hydra/launcher=submitit_local", "dataset.num_clips=40", "trainer.max_epochs=1",
+            "callbacks.progress_bar=null", "seed=0,1",
+        ],
+        capture_output=True, text=True, env=env, timeout=600, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    (sweep,) = (tmp_path / "out" / "multirun").glob("*/*")
+    seeds = [json.loads((sweep / j / "metrics.json").read_text())["config"]["seed"] for j in "01"]
+    assert seeds == [0, 1]
+    assert list(sweep.glob(".submitit/*"))  # submitit's own job folders
