@@ -19,7 +19,7 @@ from pathlib import Path
 ONE_PASS = """
 import json, resource, sys, time
 from pathlib import Path
-from segser.data.cache import SegmentationSettings
+from segser.data.segmentation import SegmentationSettings
 from segser.data.datamodule import SegmentDataModule
 from segser.data.demo import read_demo_corpus
 from segser.data.features import LogMelSettings

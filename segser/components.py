@@ -13,10 +13,10 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig, OmegaConf
 
-from segser.data.cache import SegmentationSettings
 from segser.data.clips import Clip, label_counts
 from segser.data.datamodule import SegmentDataModule
 from segser.data.features import LogMelSettings
+from segser.data.segmentation import SegmentationSettings
 from segser.errors import SegserError
 
 log = logging.getLogger("segser")

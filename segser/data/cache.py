@@ -24,21 +24,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from segser.data.audio import load_audio
 from segser.data.clips import Clip
 from segser.data.features import LogMelPatcher, LogMelSettings
-from segser.data.segmentation import segment_waveform
+from segser.data.segmentation import SegmentationSettings, segment_waveform
 from segser.errors import BadClipError
 
 log = logging.getLogger("segser")
 
 CACHE_FORMAT_VERSION = 1
 PROGRESS_EVERY_CLIPS = 64
-
-
-@dataclass(frozen=True)
-class SegmentationSettings:
-    """How clips are cut: windows of `window_seconds` starting every `hop_seconds`."""
-
-    window_seconds: float = 1.0
-    hop_seconds: float = 0.5
 
 
 def cache_key(

@@ -11,9 +11,10 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from segser.data.cache import PatchCache, SegmentationSettings, build_or_open_cache
+from segser.data.cache import PatchCache, build_or_open_cache
 from segser.data.clips import Clip
 from segser.data.features import LogMelSettings
+from segser.data.segmentation import SegmentationSettings
 from segser.data.splits import ClipSplit, make_split
 from segser.errors import SegserError
 

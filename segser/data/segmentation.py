@@ -7,9 +7,18 @@ inside the clip; the part of a window past the clip's end is zero-padded (silenc
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+
+
+@dataclass(frozen=True)
+class SegmentationSettings:
+    """How clips are cut: windows of `window_seconds` starting every `hop_seconds`."""
+
+    window_seconds: float = 1.0
+    hop_seconds: float = 0.5
 
 
 def _to_samples(seconds: float, sample_rate: int, name: str) -> int:

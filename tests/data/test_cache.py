@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 
 from segser.data import cache as cache_module
-from segser.data.cache import SegmentationSettings, build_or_open_cache
+from segser.data.cache import build_or_open_cache
 from segser.data.clips import Clip
 from segser.data.features import LogMelSettings
+from segser.data.segmentation import SegmentationSettings
 from segser.errors import BadClipError
 
 SEGMENTATION = SegmentationSettings(window_seconds=1.0, hop_seconds=0.5)
@@ -63,6 +64,7 @@ from pathlib import Path
 from segser.data import cache
 from segser.data.clips import Clip
 from segser.data.features import LogMelSettings
+from segser.data.segmentation import SegmentationSettings
 cache.PROGRESS_EVERY_CLIPS = 2
 compute = cache._patches_for_clip
 def slow(*args):
@@ -70,7 +72,7 @@ def slow(*args):
     return compute(*args)
 cache._patches_for_clip = slow
 clips = [Clip(p.stem, p, "angry", "s", "s", 1.0) for p in sorted(Path(sys.argv[1]).glob("*.wav"))]
-settings = cache.SegmentationSettings(1.0, 0.5)
+settings = SegmentationSettings(1.0, 0.5)
 cache.build_or_open_cache(clips, sys.argv[2], settings, LogMelSettings())
 """
 

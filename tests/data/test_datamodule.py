@@ -5,10 +5,9 @@ from pathlib import Path
 
 import torch
 
-from segser.data.cache import SegmentationSettings
 from segser.data.datamodule import SegmentDataModule
 from segser.data.features import LogMelSettings
-from segser.data.segmentation import count_segments
+from segser.data.segmentation import SegmentationSettings, count_segments
 
 CLASSES = ["angry", "happy", "sad", "neutral"]
 
