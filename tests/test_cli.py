@@ -2,25 +2,16 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.segser_cli import run_segser
+
 
 def run_module(module: str, *args: str, tmp_path: Path) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k != "IEMOCAP_ROOT"}
-    env.update(SEGSER_OUTPUT_DIR=str(tmp_path / "outputs"), SEGSER_DATA_DIR=str(tmp_path / "data"))
-    return subprocess.run(
-        [sys.executable, "-m", module, *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-        check=False,
-    )
+    return run_segser(module, *args, tmp_path=tmp_path, timeout=300)
 
 
 def assert_one_clear_line(result: subprocess.CompletedProcess, *needles: str) -> None:

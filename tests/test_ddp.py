@@ -3,30 +3,24 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from segser.evaluate import evaluate
 from tests.hydra_app import composed
+from tests.segser_cli import run_segser
 
 
 def test_two_process_ddp_run_tests_each_clip_once(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB")}
-    env.update(SEGSER_OUTPUT_DIR=str(tmp_path / "out"), SEGSER_DATA_DIR=str(tmp_path / "data"))
     overrides = ["experiment=demo", "dataset.num_clips=40", "callbacks.progress_bar=null"]
-    result = subprocess.run(
-        [
-            sys.executable, "-m", "segser.train", *overrides, "trainer.max_epochs=2",
-            "trainer.accelerator=cpu", "trainer.devices=2", "trainer.strategy=ddp",
-        ],
-        capture_output=True, text=True, env=env, timeout=600, check=False,
+    result = run_segser(
+        "segser.train", *overrides, "trainer.max_epochs=2",
+        "trainer.accelerator=cpu", "trainer.devices=2", "trainer.strategy=ddp",
+        tmp_path=tmp_path,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
-    (run,) = (tmp_path / "out" / "runs").glob("*/*")
+    (run,) = (tmp_path / "outputs" / "runs").glob("*/*")
     payload = json.loads((run / "metrics.json").read_text())
     assert sum(map(sum, payload["confusion_matrix"])) == payload["num_test_clips"]
     # A single-process re-test of the best checkpoint sees the same segments and clips.

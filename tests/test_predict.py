@@ -6,7 +6,6 @@ import csv
 import json
 import math
 import subprocess
-import sys
 import tracemalloc
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from segser.models.factory import load_classifier
 from segser.predict import main, predict
 from segser.train import train
 from tests.conftest import SHARED_EMODB
+from tests.segser_cli import run_segser
 
 WINDOW, HOP = 1.0, 0.5  # the fixture trains with overlapping segments, the harder case to stream
 
@@ -236,13 +236,7 @@ def test_bad_files_are_reported_and_the_good_ones_still_done(checkpoint, tmp_pat
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "segser.predict", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    return run_segser("segser.predict", *args, timeout=300)
 
 
 def error_lines(stderr: str) -> list[str]:

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +16,7 @@ from segser.errors import SegserError
 from segser.report import build_report, main
 from segser.results_table import PAPER_TABLES, mean_confusion, read_paper_table
 from segser.sweep_results import group_jobs, load_results, newest_sweep, sweep_plan
+from tests.segser_cli import run_segser
 
 PAPER_TXT = Path(__file__).resolve().parents[2] / "shared" / "paper.txt"
 CLASSES = ["angry", "happy", "sad", "neutral"]
@@ -293,14 +292,7 @@ def test_main_prints_the_table(sweep: Path, tmp_path: Path, capsys) -> None:
 
 
 def run_report(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "segser.report", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        env={**os.environ, "MPLBACKEND": "Agg"},
-    )
+    return run_segser("segser.report", *args, timeout=120, extra_env={"MPLBACKEND": "Agg"})
 
 
 @pytest.mark.parametrize("problem", ["missing dir", "broken metrics.json"])

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
@@ -13,23 +10,19 @@ from lightning.pytorch.loggers import WandbLogger
 
 from segser.components import build_loggers
 from segser.entry import CONF_DIR
+from tests.segser_cli import run_segser
 
 
 def test_a_failing_job_leaves_the_others_running(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB")}
-    env.update(SEGSER_OUTPUT_DIR=str(tmp_path / "out"), SEGSER_DATA_DIR=str(tmp_path / "data"))
-    result = subprocess.run(
-        [
-            sys.executable, "-m", "segser.train", "-m", "experiment=demo_sweep",
-            "hydra.sweeper.params.seed=0", "segmentation=nonoverlap",
-            "split=loso", "split.fold=2,9", "dataset.num_clips=40", "trainer.max_epochs=1",
-            "callbacks.progress_bar=null", "logger=wandb",
-        ],
-        capture_output=True, text=True, env=env, timeout=600, check=False,
+    result = run_segser(
+        "segser.train", "-m", "experiment=demo_sweep",
+        "hydra.sweeper.params.seed=0", "segmentation=nonoverlap",
+        "split=loso", "split.fold=2,9", "dataset.num_clips=40", "trainer.max_epochs=1",
+        "callbacks.progress_bar=null", "logger=wandb", tmp_path=tmp_path,
     )  # fmt: skip
     # The sweep ran every job, then says which failed and exits 1.
     assert result.returncode == 1, result.stderr[-3000:]
-    (sweep,) = (tmp_path / "out" / "multirun").glob("*/*")
+    (sweep,) = (tmp_path / "outputs" / "multirun").glob("*/*")
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert errors == [
         f"error: job {sweep / '1'}: split.fold=9 is out of range: the corpus has 5 sessions "
@@ -67,18 +60,13 @@ def test_wandb_logger_is_offline_without_key_and_grouped(tmp_path: Path, monkeyp
 
 def test_submitit_launcher_runs_the_sweep(tmp_path: Path) -> None:
     """The SLURM launcher's machinery (submitit: pickled jobs, one process each), run locally."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB")}
-    env.update(SEGSER_OUTPUT_DIR=str(tmp_path / "out"), SEGSER_DATA_DIR=str(tmp_path / "data"))
-    result = subprocess.run(
-        [
-            sys.executable, "-m", "segser.train", "-m", "experiment=demo",
-            "hydra/launcher=submitit_local", "dataset.num_clips=40", "trainer.max_epochs=1",
-            "callbacks.progress_bar=null", "seed=0,1",
-        ],
-        capture_output=True, text=True, env=env, timeout=600, check=False,
+    result = run_segser(
+        "segser.train", "-m", "experiment=demo",
+        "hydra/launcher=submitit_local", "dataset.num_clips=40", "trainer.max_epochs=1",
+        "callbacks.progress_bar=null", "seed=0,1", tmp_path=tmp_path,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
-    (sweep,) = (tmp_path / "out" / "multirun").glob("*/*")
+    (sweep,) = (tmp_path / "outputs" / "multirun").glob("*/*")
     seeds = [json.loads((sweep / j / "metrics.json").read_text())["config"]["seed"] for j in "01"]
     assert seeds == [0, 1]
     assert list(sweep.glob(".submitit/*"))  # submitit's own job folders

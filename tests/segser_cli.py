@@ -1,0 +1,35 @@
+"""Run a segser entry point as a user would: a subprocess with its own data and output dirs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+
+def run_segser(
+    module: str,
+    *args: str,
+    tmp_path: Path | None = None,
+    timeout: int = 600,
+    extra_env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess:
+    """`python -m module args`; with tmp_path, data and outputs go to tmp_path/data, /outputs.
+
+    IEMOCAP_ROOT and W&B settings of the caller's shell are dropped, so tests see a clean setup.
+    """
+    env = {k: v for k, v in os.environ.items() if k != "IEMOCAP_ROOT" and not k.startswith("WANDB")}
+    if tmp_path is not None:
+        env.update(
+            SEGSER_OUTPUT_DIR=str(tmp_path / "outputs"), SEGSER_DATA_DIR=str(tmp_path / "data")
+        )
+    env.update(extra_env or {})
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+        check=False,
+    )
