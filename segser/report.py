@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from segser.errors import SegserError
-from segser.plots import plot_accuracy_bars, plot_confusion_matrix
-from segser.results_table import (
+from segser.runs.plots import plot_accuracy_bars, plot_confusion_matrix
+from segser.runs.tables import (
     EMPTY,
     PAPER_METRICS,
     Column,
@@ -29,7 +29,7 @@ from segser.results_table import (
     metric_rows,
     summarise,
 )
-from segser.sweep_results import (
+from segser.runs.sweeps import (
     REPETITION_KEYS,
     Configuration,
     SweepResults,

@@ -31,7 +31,7 @@ from segser.data.datamodule import SegmentDataModule
 from segser.entry import CONF_DIR, in_multirun, report_user_errors, run_dir
 from segser.models.factory import build_classifier
 from segser.models.module import SegmentEmotionClassifier
-from segser.run_outputs import metrics_payload, prediction_rows, write_metrics, write_predictions
+from segser.runs.outputs import metrics_payload, prediction_rows, write_metrics, write_predictions
 
 log = logging.getLogger("segser")
 

@@ -14,8 +14,8 @@ import yaml
 
 from segser.errors import SegserError
 from segser.report import build_report, main
-from segser.results_table import PAPER_TABLES, mean_confusion, read_paper_table
-from segser.sweep_results import group_jobs, load_results, newest_sweep, sweep_plan
+from segser.runs.tables import PAPER_TABLES, mean_confusion, read_paper_table
+from segser.runs.sweeps import group_jobs, load_results, newest_sweep, sweep_plan
 from tests.segser_cli import run_segser
 
 PAPER_TXT = Path(__file__).resolve().parents[2] / "shared" / "paper.txt"

@@ -27,7 +27,7 @@ from segser.data.stream import AudioInfo, audio_info, find_audio, stream_segment
 from segser.errors import SegserError
 from segser.metrics.clip_accuracy import ClipVotes, clip_votes
 from segser.models.factory import load_classifier
-from segser.timeline import Timeline
+from segser.predict.timeline import Timeline
 
 TIMELINE_BINS = 2000  # an hour at 0.5 s hop pools ~4 segments per bar
 
@@ -272,6 +272,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"Predictions for {done} file(s) written to {out_dir}{failed}")
     return 2 if errors else 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

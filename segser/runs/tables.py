@@ -1,6 +1,6 @@
 """The numbers of a results table: mean +- std per metric and configuration, and the paper's.
 
-Columns of cells from grouped jobs (sweep_results), the mean row-normalised confusion per
+Columns of cells from grouped jobs (runs.sweeps), the mean row-normalised confusion per
 configuration, and the paper's Tables 3 and 4 as columns matched to ours by setting.
 """
 
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from segser.errors import SegserError
-from segser.sweep_results import Configuration, Job
+from segser.runs.sweeps import Configuration, Job
 
 PAPER_METRICS = ("SA", "ACA", "SCA", "ALCA", "BCA")  # the paper's rows, in its order
 PAPER_RUNS = 6  # section 4.4: "trained and evaluated six times"

@@ -13,7 +13,7 @@ import torch
 
 from segser.metrics.clip_accuracy import clip_votes
 from segser.metrics.collection import ACCURACY_NAMES
-from segser.plots import plot_confusion_matrix
+from segser.runs.plots import plot_confusion_matrix
 
 
 def metrics_payload(
