@@ -52,13 +52,9 @@ class SegmentEmotionClassifier(L.LightningModule):
         embeddings [B, D] (the datamodule serves those when backbone.freeze=true): head only."""
         return self.head(inputs) if inputs.dim() == 2 else self(inputs)
 
-    def train(self, mode: bool = True) -> SegmentEmotionClassifier:
-        """A frozen backbone stays in eval mode (batch-norm statistics, no dropout), even when
-        Lightning switches the model back to training after each validation."""
-        super().train(mode)
-        if getattr(self, "freeze_backbone", False):  # nn.Module.__init__ may call train first
+    def on_train_epoch_start(self) -> None:
+        if self.freeze_backbone:  # a frozen backbone keeps its batch-norm statistics and no dropout
             self.backbone.eval()
-        return self
 
     def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
         patches, labels, _ = batch

@@ -23,6 +23,7 @@ def classifier(**kwargs) -> SegmentEmotionClassifier:
 def one_step(model: SegmentEmotionClassifier) -> torch.optim.Optimizer:
     optimizer = model.configure_optimizers()
     model.train()
+    model.on_train_epoch_start()
     patches, labels = torch.randn(8, 1, 96, 64), torch.arange(8) % 4
     loss = model.loss(model(patches), labels)
     loss.backward()
