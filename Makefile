@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 # the newest sweep directory, for `make report`
 SWEEP_DIR ?= $(lastword $(sort $(wildcard outputs/multirun/*/*)))
 
-.PHONY: install demo test test-slow lint format bench sweep report clean
+.PHONY: install demo test test-slow lint format bench bench-transfer sweep report clean
 
 install: $(STAMP)
 
@@ -34,6 +34,9 @@ format: install
 
 bench: install  ## feature extraction: ours vs the reference pipeline
 	$(BIN)/python experiments/bench_features.py
+
+bench-transfer: install  ## frozen YAMNet: Table 4 grid time, cached vs backbone epochs, fine-tuning speed
+	$(BIN)/python experiments/bench_transfer.py
 
 SWEEP ?= experiment=demo_sweep
 sweep: install  ## a multirun sweep (default: the demo sweep; SWEEP="experiment=paper_table3 dataset.root=...")

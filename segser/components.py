@@ -78,7 +78,11 @@ def build_datamodule(
     """`backbone`: the model's; with backbone.freeze=true (and data.cache_embeddings) the
     datamodule serves its embeddings, computed once and cached, instead of patches."""
     split = cfg.split
-    frozen = cfg.backbone.get("freeze", False) and cfg.data.get("cache_embeddings", True)
+    frozen = (
+        backbone is not None
+        and cfg.backbone.get("freeze", False)
+        and cfg.data.get("cache_embeddings", True)
+    )
     return SegmentDataModule(
         clips=clips,
         classes=list(cfg.classes),
