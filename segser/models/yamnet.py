@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from types import MappingProxyType
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -82,6 +83,9 @@ class YAMNet(Backbone):
         self.layers = nn.Sequential(*layers)
         self.classifier = nn.Linear(self.embedding_dim, AUDIOSET_CLASSES)
         self.classifier.requires_grad_(False)  # DDP must not wait for gradients it never gets
+        # Depthwise convolutions run ~1.6x faster on CPU with channels-last weights (measured
+        # with experiments/bench_transfer.py's model); outputs agree to 1e-7.
+        self.to(memory_format=torch.channels_last)
 
     def forward(self, patch: Tensor) -> Tensor:
         return self.layers(patch).mean(dim=(2, 3))
