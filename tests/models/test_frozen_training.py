@@ -6,6 +6,7 @@ import csv
 from pathlib import Path
 
 import pytest
+import torch
 
 from segser.train import train
 from tests.hydra_app import composed
@@ -45,6 +46,9 @@ def test_cached_embeddings_give_the_same_test_results(tmp_path: Path, backbone: 
     cached, cached_rows = _run(tmp_path, "cached", backbone, cache_embeddings=True)
     assert list((tmp_path / "data" / "cache").glob(f"*-{_CLASS[backbone]}-*/embeddings.f32"))
     direct, direct_rows = _run(tmp_path, "direct", backbone, cache_embeddings=False)
+    # The checkpoint still holds the whole network, so evaluate/predict take raw audio.
+    state = torch.load(cached["best_checkpoint"], map_location="cpu", weights_only=True)
+    assert any(key.startswith("backbone.") for key in state["state_dict"])
     assert cached["metrics"].keys() == direct["metrics"].keys()
     for name, value in cached["metrics"].items():
         assert value == pytest.approx(direct["metrics"][name], abs=1e-4), name
