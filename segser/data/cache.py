@@ -100,7 +100,11 @@ def _patches_for_clip(
 ) -> np.ndarray:
     waveform = load_audio(clip.path, sample_rate)
     segments = segment_waveform(
-        waveform, sample_rate, segmentation.window_seconds, segmentation.hop_seconds
+        waveform,
+        sample_rate,
+        segmentation.window_seconds,
+        segmentation.hop_seconds,
+        segmentation.tail,
     )
     with torch.no_grad():
         return patcher(segments)[:, 0].numpy().astype(np.float32, copy=False)
