@@ -25,7 +25,7 @@ from segser.data.features import LogMelPatcher, LogMelSettings
 from segser.data.segmentation import count_segments
 from segser.data.stream import AudioInfo, audio_info, find_audio, stream_segments
 from segser.errors import SegserError
-from segser.metrics.clip_accuracy import ClipVotes, clip_votes
+from segser.metrics.clip_accuracy import ClipVotes, clip_votes, decision_name
 from segser.models.factory import load_classifier
 from segser.predict.timeline import Timeline
 
@@ -61,12 +61,12 @@ class ClipTally:
         return {
             "segments": self.segments,
             "mean_logits": {
-                "prediction": classes[int(votes.mean_logits_prediction[0])],
+                "prediction": decision_name(classes, int(votes.mean_logits_prediction[0])),
                 "mean_logits": named(mean),
                 "probabilities": named(mean.softmax(dim=0)),
             },
             "majority": {
-                "prediction": classes[int(votes.majority_prediction[0])],
+                "prediction": decision_name(classes, int(votes.majority_prediction[0])),
                 "votes": {c: int(v) for c, v in zip(classes, self.votes, strict=True)},
             },
             "mean_probabilities": named(self.probability_sums / self.segments),
