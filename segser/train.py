@@ -26,6 +26,7 @@ from segser.components import (
     model_config,
     read_corpus,
 )
+from segser.config_checks import check_config
 from segser.data.clips import Clip
 from segser.data.datamodule import SegmentDataModule
 from segser.entry import CONF_DIR, in_multirun, report_user_errors, run_dir
@@ -48,6 +49,7 @@ def sweep_group() -> str | None:
 
 def train(cfg: DictConfig, out_dir: Path, group: str | None = None) -> dict[str, Any]:
     """One training run; returns the metrics.json payload. Usable without Hydra's app."""
+    check_config(cfg)  # before any corpus scan or cache build
     out_dir.mkdir(parents=True, exist_ok=True)
     if cfg.get("num_threads"):
         torch.set_num_threads(cfg.num_threads)
