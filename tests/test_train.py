@@ -109,6 +109,7 @@ def test_checkpoint_reloads_and_evaluate_reproduces_the_test(trained_run, tmp_pa
     assert (tmp_path / "eval" / "metrics.json").is_file()
 
 
+@pytest.mark.slow  # ~20 s; tests/models/test_module.py checks divergence in-process
 def test_diverged_training_ends_in_one_line_and_writes_no_metrics(tmp_path: Path) -> None:
     from tests.segser_cli import run_segser
 

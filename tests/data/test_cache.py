@@ -260,7 +260,9 @@ print(entry.directory, len(entry.patches), float(entry.patches.sum()))
 """
 
 
-@pytest.mark.parametrize("start", ["empty", "broken entry"])
+@pytest.mark.parametrize(
+    "start", [pytest.param("empty", marks=pytest.mark.slow), "broken entry"]
+)  # from empty it also held before the checks; a broken entry needs them
 def test_two_processes_building_at_once_both_succeed(start: str, tone_clips, tmp_path) -> None:
     wav_dir = tone_clips[0].path.parent
     wavs = sorted(wav_dir.glob("*.wav"))[:12]
