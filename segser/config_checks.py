@@ -131,10 +131,13 @@ def _check_split(cfg: DictConfig) -> None:
         ):
             raise _out_of_range("split.ratios", ratios, allowed)
     fold = _value(cfg, "split.fold")
-    sessions = _value(cfg, "dataset.reader.sessions")
-    folds = len(sessions) if isinstance(sessions, list) else _value(cfg, "dataset.num_sessions")
+    folds, per = _value(cfg, "split.folds"), ""  # a split that declares its fold count
+    if not _integer(folds) and _value(cfg, "split.name") == "loso":  # one fold per session
+        sessions = _value(cfg, "dataset.reader.sessions")
+        folds = len(sessions) if isinstance(sessions, list) else _value(cfg, "dataset.num_sessions")
+        per = ", one fold per session"
     if _integer(fold) and _integer(folds) and not 1 <= fold <= folds:
-        raise _out_of_range("split.fold", fold, f"1..{folds}, one fold per session")
+        raise _out_of_range("split.fold", fold, f"1..{folds}{per}")
 
 
 def check_config(cfg: DictConfig) -> None:
