@@ -89,7 +89,6 @@ class SegmentDataModule(L.LightningDataModule):
             test_speakers=tuple(split_test_speakers),
             val_fraction=split_val_fraction,
         )
-        make_split(self.clips, **self.split_kwargs)  # a bad fold or ratio fails before the cache
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.on_bad_clip = on_bad_clip
