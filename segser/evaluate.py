@@ -12,6 +12,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, open_dict
 
 from segser.components import build_datamodule, read_corpus
+from segser.config_checks import check_config
 from segser.entry import CONF_DIR, report_user_errors, run_dir
 from segser.errors import SegserError
 from segser.models.factory import load_classifier
@@ -22,6 +23,7 @@ log = logging.getLogger("segser")
 
 def evaluate(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     """Test the checkpoint's model on the configured corpus and split."""
+    check_config(cfg)  # before any corpus scan or cache build
     out_dir.mkdir(parents=True, exist_ok=True)
     model = load_classifier(cfg.ckpt)
     trained = model.hparams["model_config"]

@@ -26,6 +26,7 @@ from segser.components import (
     model_config,
     read_corpus,
 )
+from segser.config_checks import check_config
 from segser.data.clips import Clip
 from segser.data.datamodule import SegmentDataModule
 from segser.entry import CONF_DIR, in_multirun, report_user_errors, run_dir
@@ -48,6 +49,7 @@ def sweep_group() -> str | None:
 
 def train(cfg: DictConfig, out_dir: Path, group: str | None = None) -> dict[str, Any]:
     """One training run; returns the metrics.json payload. Usable without Hydra's app."""
+    check_config(cfg)  # before any corpus scan or cache build
     out_dir.mkdir(parents=True, exist_ok=True)
     if cfg.get("num_threads"):
         torch.set_num_threads(cfg.num_threads)
@@ -63,6 +65,7 @@ def train(cfg: DictConfig, out_dir: Path, group: str | None = None) -> dict[str,
     status = "failed"
     try:
         trainer.fit(model, datamodule=datamodule)
+        epochs_trained = trainer.current_epoch  # epochs run, early stopping or not
         best = best_checkpoint(callbacks)
         if trainer.world_size > 1:
             # Distributed samplers pad and repeat segments; clip metrics must see each once.
@@ -80,7 +83,9 @@ def train(cfg: DictConfig, out_dir: Path, group: str | None = None) -> dict[str,
                 default_root_dir=out_dir,
             )
         trainer.test(model, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
-        payload = save_test_results(cfg, out_dir, model, datamodule, clips, best, trainer)
+        payload = save_test_results(
+            cfg, out_dir, model, datamodule, clips, best, trainer, epochs_trained
+        )
         for logger in loggers:
             if isinstance(logger, WandbLogger):
                 log_to_wandb(logger, out_dir, payload)
@@ -103,6 +108,7 @@ def save_test_results(
     clips: list[Clip],
     best: str | None,
     trainer: L.Trainer,
+    epochs_trained: int | None = None,
 ) -> dict[str, Any]:
     """predictions.csv, metrics.json and the confusion matrix from the test epoch's outputs."""
     logits, labels, clip_index = (
@@ -126,7 +132,8 @@ def save_test_results(
         num_test_segments=len(labels),
         split=datamodule.split.description,
         best_checkpoint=best,
-        epochs_trained=trainer.current_epoch,
+        # The testing trainer may be a fresh one (after DDP): take the count from fit's.
+        epochs_trained=trainer.current_epoch if epochs_trained is None else epochs_trained,
         config=OmegaConf.to_container(cfg, resolve=True),
     )
     write_metrics(out_dir, payload)

@@ -25,7 +25,7 @@ from segser.data.features import LogMelPatcher, LogMelSettings
 from segser.data.segmentation import count_segments
 from segser.data.stream import AudioInfo, audio_info, find_audio, stream_segments
 from segser.errors import SegserError
-from segser.metrics.clip_accuracy import ClipVotes, clip_votes
+from segser.metrics.clip_accuracy import ClipVotes, clip_votes, decision_name
 from segser.models.factory import load_classifier
 from segser.predict.timeline import Timeline
 
@@ -61,12 +61,12 @@ class ClipTally:
         return {
             "segments": self.segments,
             "mean_logits": {
-                "prediction": classes[int(votes.mean_logits_prediction[0])],
+                "prediction": decision_name(classes, int(votes.mean_logits_prediction[0])),
                 "mean_logits": named(mean),
                 "probabilities": named(mean.softmax(dim=0)),
             },
             "majority": {
-                "prediction": classes[int(votes.majority_prediction[0])],
+                "prediction": decision_name(classes, int(votes.majority_prediction[0])),
                 "votes": {c: int(v) for c, v in zip(classes, self.votes, strict=True)},
             },
             "mean_probabilities": named(self.probability_sums / self.segments),
@@ -82,6 +82,7 @@ class Predictor:
         self.classes: list[str] = list(config["classes"])
         self.window_seconds = float(config["segmentation"]["window_seconds"])
         self.hop_seconds = float(config["segmentation"]["hop_seconds"])
+        self.tail = config["segmentation"].get("tail", "pad")  # checkpoints before the option
         self.patcher = LogMelPatcher(LogMelSettings(**config["features"])).to(device)
         self.sample_rate = self.patcher.settings.sample_rate_hz
         self.hop_samples = round(self.hop_seconds * self.sample_rate)  # as segmentation rounds
@@ -109,7 +110,9 @@ class Predictor:
     ) -> dict[str, Any]:
         """Write the file's segment CSV, JSON and timeline; return its summary.csv row."""
         samples = -(-info.frames * self.sample_rate // info.sample_rate_hz)  # resample's length
-        expected = count_segments(samples, self.sample_rate, self.window_seconds, self.hop_seconds)
+        expected = count_segments(
+            samples, self.sample_rate, self.window_seconds, self.hop_seconds, self.tail
+        )
         tally = ClipTally(len(self.classes))
         timeline = Timeline(
             self.classes, expected, self.hop_seconds, self.window_seconds, TIMELINE_BINS
@@ -134,7 +137,8 @@ class Predictor:
                 rows.writeheader()
                 json_file.write(json.dumps(header)[:-1] + ', "segments": [')
                 cutting = (self.sample_rate, self.window_seconds, self.hop_seconds)
-                for batch in stream_segments(info, *cutting, self.batch_size, block_seconds):
+                batches = stream_segments(info, *cutting, self.batch_size, block_seconds, self.tail)
+                for batch in batches:
                     logits = self.logits(batch.segments)
                     probabilities = logits.softmax(dim=1)
                     tally.update(logits)
@@ -271,4 +275,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     failed = f"; {len(errors)} input(s) failed, see the errors above" if errors else ""
     print(f"Predictions for {done} file(s) written to {out_dir}{failed}")
     return 2 if errors else 0
-
