@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import lightning as L
@@ -63,6 +63,7 @@ class SegmentDataModule(L.LightningDataModule):
         num_workers: int = 0,
         on_bad_clip: str = "fail",
         split_file: str | Path | None = None,
+        clip_split: Callable[[list[Clip]], ClipSplit] | None = None,
     ) -> None:
         super().__init__()
         self.clips = list(clips)
@@ -93,6 +94,7 @@ class SegmentDataModule(L.LightningDataModule):
         self.num_workers = num_workers
         self.on_bad_clip = on_bad_clip
         self.split_file = Path(split_file) if split_file else None
+        self.clip_split = clip_split  # a given split (evaluate: the run's clip ids), else drawn
         self.cache: PatchCache | None = None
         self.split: ClipSplit | None = None
         self.datasets: dict[str, SegmentDataset] = {}
@@ -116,7 +118,8 @@ class SegmentDataModule(L.LightningDataModule):
                 self.cache.directory,
             )
         kept = self.cache.kept_clip_indices
-        split = make_split([self.clips[i] for i in kept], **self.split_kwargs)
+        kept_clips = [self.clips[i] for i in kept]
+        split = (self.clip_split or (lambda c: make_split(c, **self.split_kwargs)))(kept_clips)
         self.split = ClipSplit(
             [kept[i] for i in split.train],
             [kept[i] for i in split.val],

@@ -1,0 +1,70 @@
+"""Resume after a kill: a run started again in its run directory goes on from last.ckpt.
+
+Lightning restores weights, optimizer, loops and callbacks; RandomState adds the random
+generators, so a resumed run draws the same shuffles and dropout masks as one never killed.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+
+from segser.errors import SegserError
+
+log = logging.getLogger("segser")
+
+
+class RandomState(L.Callback):
+    """Saves Python's, NumPy's and torch's (CPU and CUDA) generators with each checkpoint."""
+
+    def state_dict(self) -> dict[str, Any]:
+        kind, keys, position, has_gauss, cached = np.random.get_state()
+        version, python_state, gauss = random.getstate()
+        state = {
+            "torch": torch.get_rng_state(),
+            "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), position, has_gauss, cached],
+            "python": [version, list(python_state), gauss],
+        }
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            state["cuda"] = torch.cuda.get_rng_state_all()
+        return state  # tensors and plain values only: loads with weights_only=True
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        torch.set_rng_state(state["torch"])
+        kind, keys, position, has_gauss, cached = state["numpy"]
+        np.random.set_state((kind, keys.numpy().astype(np.uint32), position, has_gauss, cached))
+        version, python_state, gauss = state["python"]
+        random.setstate((version, tuple(python_state), gauss))
+        if "cuda" in state and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def resume_from(run_dir: Path, ckpt_path: str | None) -> str | None:
+    """The checkpoint to resume from: `ckpt_path` if given, else the run directory's last.ckpt."""
+    if ckpt_path:
+        path = Path(ckpt_path)
+        if not path.is_file():
+            raise SegserError(
+                f"ckpt_path={path}: checkpoint not found. Pass a last.ckpt or best.ckpt "
+                "written by `python -m segser.train`, or drop ckpt_path to start afresh."
+            )
+        log.info("resuming training from %s (ckpt_path)", path)
+        return str(path)
+    last = run_dir / "checkpoints" / "last.ckpt"
+    if not last.is_file():
+        return None
+    try:  # a damaged last.ckpt is named, not unpickled inside Lightning's traceback
+        torch.load(last, map_location="cpu", weights_only=True, mmap=True)
+    except Exception as error:
+        raise SegserError(
+            f"{last}: cannot resume from it ({type(error).__name__}). Delete it to start "
+            "this run afresh, or pass ckpt_path=... to resume from another checkpoint."
+        ) from error
+    log.info("resuming training from %s (this run directory's last checkpoint)", last)
+    return str(last)
