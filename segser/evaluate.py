@@ -100,8 +100,8 @@ def evaluate(
     trained = load_trained(cfg.ckpt)
     out_dir.mkdir(parents=True, exist_ok=True)
     with open_dict(cfg):  # what came from the file is data: escaped, never resolved
-        for key in ("classes", "segmentation", "features"):
-            cfg[key] = literal(trained.model_config[key])
+        for key in ("classes", "segmentation", "features", "backbone", "head", "optimizer"):
+            cfg[key] = literal(trained.model_config[key])  # metrics.json says what was tested
         if not other_corpus and trained.run is not None:
             stored = OmegaConf.create(literal(trained.run.dataset))
             for key in dataset_overrides:  # the user's own values, from the command line

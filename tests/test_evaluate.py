@@ -100,6 +100,25 @@ def test_a_changed_corpus_is_named_in_one_line(seeded_run, tmp_path: Path) -> No
     assert not (tmp_path / "eval" / "metrics.json").exists()
 
 
+def test_settings_from_the_checkpoint_are_never_resolved(seeded_run, tmp_path: Path) -> None:
+    """A checkpoint holding "${oc.env:PATH}" must not put the machine's PATH in metrics.json."""
+    _, payload = seeded_run
+    probe = "${oc.env:PATH}"
+
+    def plant(checkpoint: dict) -> None:
+        checkpoint["hyper_parameters"]["model_config"]["segmentation"]["note"] = probe
+        checkpoint["hyper_parameters"]["model_config"]["backbone"]["name"] = probe
+        checkpoint[RUN_KEY]["dataset"]["name"] = probe
+
+    ckpt = edited_checkpoint(Path(payload["best_checkpoint"]), tmp_path / "x.ckpt", plant)
+    result = evaluate(evaluate_config(ckpt), tmp_path / "eval")
+    written = (tmp_path / "eval" / "metrics.json").read_text()
+    assert os.environ["PATH"] not in written
+    assert result["config"]["segmentation"]["note"] == probe
+    assert result["config"]["backbone"]["name"] == probe
+    assert result["config"]["dataset"]["name"] == probe
+
+
 def test_refuses_to_score_training_clips(seeded_run, tmp_path: Path) -> None:
     _, payload = seeded_run
 
