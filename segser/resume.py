@@ -1,12 +1,14 @@
 """Resume after a kill: a run started again in its run directory goes on from last.ckpt.
 
 Lightning restores weights, optimizer, loops and callbacks; RandomState adds the random
-generators, so a resumed run draws the same shuffles and dropout masks as one never killed.
+generators, so a resumed run draws the same shuffles and dropout masks as one never killed, and
+AtomicCheckpointIO makes sure a kill during a save never leaves half a last.ckpt.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import random
 from pathlib import Path
 from typing import Any
@@ -14,6 +16,7 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
+from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from segser.errors import SegserError
 
@@ -43,6 +46,23 @@ class RandomState(L.Callback):
         random.setstate((version, tuple(python_state), gauss))
         if "cuda" in state and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["cuda"])
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Writes beside the final name, then renames (same folder, so one atomic step).
+
+    Lightning's own save stages the file in the system temp folder, which is a copy, not a
+    rename, when the run directory lies on another file system (most clusters).
+    """
+
+    def save_checkpoint(
+        self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None
+    ) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(path.name + ".partial")
+        torch.save(checkpoint, partial)
+        os.replace(partial, path)
 
 
 def resume_from(run_dir: Path, ckpt_path: str | None) -> str | None:

@@ -33,7 +33,7 @@ from segser.entry import CONF_DIR, in_multirun, report_user_errors, run_dir
 from segser.models.checkpoint import RunRecorder
 from segser.models.factory import build_classifier
 from segser.models.module import SegmentEmotionClassifier
-from segser.resume import RandomState, resume_from
+from segser.resume import AtomicCheckpointIO, RandomState, resume_from
 from segser.runs.outputs import metrics_payload, prediction_rows, write_metrics, write_predictions
 
 log = logging.getLogger("segser")
@@ -64,7 +64,11 @@ def train(cfg: DictConfig, out_dir: Path, group: str | None = None) -> dict[str,
     callbacks = [*build_callbacks(cfg, out_dir), RunRecorder(dataset), RandomState()]
     loggers = build_loggers(cfg, out_dir, group)
     trainer: L.Trainer = instantiate(
-        cfg.trainer, callbacks=callbacks, logger=loggers or False, default_root_dir=out_dir
+        cfg.trainer,
+        callbacks=callbacks,
+        logger=loggers or False,
+        default_root_dir=out_dir,
+        plugins=[AtomicCheckpointIO()],
     )
     status = "failed"
     try:
