@@ -116,3 +116,20 @@ def test_a_sweep_started_again_skips_finished_jobs(tmp_path: Path) -> None:
     assert (sweep / "0" / "metrics.json").read_text() == finished  # not run again
     assert (sweep / "1" / "metrics.json").is_file()
     assert f"resuming training from {sweep / '1' / 'checkpoints' / 'last.ckpt'}" in log
+
+
+def test_slurm_requeue_runs_the_same_job_again() -> None:
+    """On preemption or timeout submitit calls the launcher's checkpoint(): the same job (same
+    overrides and job number, hence the same job directory) is requeued, and resumes there."""
+    from hydra import compose, initialize_config_dir
+    from hydra_plugins.hydra_submitit_launcher.submitit_launcher import SlurmLauncher
+
+    from segser.entry import CONF_DIR
+
+    launcher = SlurmLauncher.__new__(SlurmLauncher)
+    args = (["seed=1"], "hydra.sweep.dir", 3, "job-id", {})
+    delayed = launcher.checkpoint(*args)
+    assert delayed.function is launcher and delayed.args == args
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        cfg = compose("train", ["hydra/launcher=slurm"], return_hydra_config=True)
+    assert cfg.hydra.launcher.max_num_timeout >= 1  # timeouts are requeued, not only preemption
