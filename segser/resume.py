@@ -1,7 +1,8 @@
 """Resume after a kill: a run started again in its run directory goes on from last.ckpt.
 
-Lightning restores weights, optimizer, loops and callbacks; RandomState adds the random
-generators, so a resumed run draws the same shuffles and dropout masks as one never killed, and
+Lightning restores weights, optimizer, loops and callbacks; ResumeState adds the random
+generators (a resumed run draws the same shuffles and dropout masks as one never killed) and an
+early stop already decided (a run killed between stopping and testing does not train on), and
 AtomicCheckpointIO makes sure a kill during a save never leaves half a last.ckpt.
 """
 
@@ -16,6 +17,7 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
+from lightning.pytorch.callbacks import EarlyStopping
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from segser.errors import SegserError
@@ -23,8 +25,19 @@ from segser.errors import SegserError
 log = logging.getLogger("segser")
 
 
-class RandomState(L.Callback):
-    """Saves Python's, NumPy's and torch's (CPU and CUDA) generators with each checkpoint."""
+class ResumeState(L.Callback):
+    """What Lightning does not restore: the random generators (Python, NumPy, torch CPU and
+    CUDA), and that early stopping had already ended training."""
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        stopped = [
+            c
+            for c in trainer.callbacks
+            if isinstance(c, EarlyStopping) and (c.stopped_epoch > 0 or c.wait_count >= c.patience)
+        ]
+        if stopped and trainer.ckpt_path:
+            log.info("early stopping had ended this run before it was killed: no more epochs")
+            trainer.should_stop = True
 
     def state_dict(self) -> dict[str, Any]:
         kind, keys, position, has_gauss, cached = np.random.get_state()

@@ -33,7 +33,7 @@ from segser.entry import CONF_DIR, in_multirun, report_user_errors, run_dir
 from segser.models.checkpoint import RunRecorder
 from segser.models.factory import build_classifier
 from segser.models.module import SegmentEmotionClassifier
-from segser.resume import AtomicCheckpointIO, RandomState, resume_from
+from segser.resume import AtomicCheckpointIO, ResumeState, resume_from
 from segser.runs.outputs import metrics_payload, prediction_rows, write_metrics, write_predictions
 
 log = logging.getLogger("segser")
@@ -61,7 +61,7 @@ def train(cfg: DictConfig, out_dir: Path, group: str | None = None) -> dict[str,
     # Checkpoints carry the run's corpus and split (evaluate tests the same clips) and the
     # random generators (a resumed run draws what an unkilled one would).
     dataset = OmegaConf.to_container(cfg.dataset, resolve=True)
-    callbacks = [*build_callbacks(cfg, out_dir), RunRecorder(dataset), RandomState()]
+    callbacks = [*build_callbacks(cfg, out_dir), RunRecorder(dataset), ResumeState()]
     loggers = build_loggers(cfg, out_dir, group)
     trainer: L.Trainer = instantiate(
         cfg.trainer,

@@ -10,13 +10,15 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
+from lightning.pytorch.callbacks import EarlyStopping
 
 from segser.errors import SegserError
-from segser.resume import AtomicCheckpointIO, RandomState, resume_from
+from segser.resume import AtomicCheckpointIO, ResumeState, resume_from
 from tests.segser_cli import run_segser
 
 TRAIN = [
@@ -31,7 +33,7 @@ TRAIN = [
 
 
 def test_random_state_round_trip_and_weights_only(tmp_path: Path) -> None:
-    callback = RandomState()
+    callback = ResumeState()
     torch.manual_seed(1), np.random.seed(1), random.seed(1)
     torch.save({"state": callback.state_dict()}, tmp_path / "rng.ckpt")
     expected = (torch.rand(3), np.random.rand(3), random.random())
@@ -40,6 +42,22 @@ def test_random_state_round_trip_and_weights_only(tmp_path: Path) -> None:
     again = (torch.rand(3), np.random.rand(3), random.random())
     assert torch.equal(expected[0], again[0])
     assert np.array_equal(expected[1], again[1]) and expected[2] == again[2]
+
+
+def test_an_early_stop_already_decided_stays_decided_after_resume() -> None:
+    """Lightning does not save trainer.should_stop: a run killed between its early stop and its
+    test would otherwise train more epochs (and maybe pick another best checkpoint)."""
+    stopping = EarlyStopping(monitor="val/loss", mode="min", patience=2)
+    stopping.load_state_dict(
+        {"wait_count": 2, "stopped_epoch": 6, "best_score": torch.tensor(0.5), "patience": 2}
+    )
+    trainer = SimpleNamespace(callbacks=[stopping], ckpt_path="last.ckpt", should_stop=False)
+    ResumeState().on_train_start(trainer, None)
+    assert trainer.should_stop
+    waiting = EarlyStopping(monitor="val/loss", mode="min", patience=2)
+    trainer = SimpleNamespace(callbacks=[waiting], ckpt_path="last.ckpt", should_stop=False)
+    ResumeState().on_train_start(trainer, None)
+    assert not trainer.should_stop
 
 
 def test_resume_from_picks_last_or_the_given_checkpoint(tmp_path: Path) -> None:
