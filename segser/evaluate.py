@@ -115,7 +115,8 @@ def evaluate(
     description = {"evaluated": cfg.stage, **how}
 
     def given_split(kept: list[Clip]) -> ClipSplit:
-        return ClipSplit([], [], [i for i, c in enumerate(kept) if c.clip_id in chosen_ids], how)
+        test = [i for i, c in enumerate(kept) if c.clip_id in chosen_ids]
+        return ClipSplit([], [], test, description)
 
     datamodule = SegmentDataModule(
         clips=clips,
@@ -130,7 +131,6 @@ def evaluate(
         clip_split=given_split,
     )
     datamodule.setup()
-    datamodule.split = ClipSplit([], [], datamodule.split.test, description)
     if not datamodule.split.test:
         raise SegserError("none of the clips to test could be read (all skipped as bad clips).")
     if len(datamodule.split.test) < len(chosen):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -85,6 +86,25 @@ def test_epochs_trained_is_the_checkpoints(seeded_run, tmp_path: Path) -> None:
     last = out_dir / "checkpoints" / "last.ckpt"
     again = evaluate(evaluate_config(last), tmp_path / "eval")
     assert again["epochs_trained"] == payload["epochs_trained"] == 2
+
+
+def test_a_moved_corpus_is_found_with_dataset_reader_root(seeded_run, tmp_path: Path) -> None:
+    out_dir, payload = seeded_run
+    stored_root = Path(payload["config"]["dataset"]["reader"]["root"])
+    moved = tmp_path / "moved"
+    shutil.copytree(stored_root, moved)
+    cfg = evaluate_config(
+        payload["best_checkpoint"],
+        f"dataset.reader.root={moved}",
+        f"paths.cache_dir={tmp_path / 'cache'}",
+    )
+    result = evaluate(cfg, tmp_path / "eval", dataset_overrides=["reader.root"])
+    assert result["config"]["dataset"]["reader"]["root"] == str(moved)
+    assert result["config"]["dataset"]["root"] == str(stored_root)  # the rest as stored
+    split = json.loads((out_dir / "split.json").read_text())
+    assert clip_ids_in_predictions(tmp_path / "eval") == set(split["test"])
+    for name, value in payload["metrics"].items():
+        assert result["metrics"][name] == pytest.approx(value, abs=1e-6)
 
 
 def test_a_changed_corpus_is_named_in_one_line(seeded_run, tmp_path: Path) -> None:
@@ -203,6 +223,7 @@ def test_corpus_choice_reads_the_command_line() -> None:
     }
 
 
+@pytest.mark.slow  # a subprocess: ~30 s on 2 busy cores
 def test_cli_tests_the_runs_own_split_by_default(seeded_run, tmp_path: Path) -> None:
     out_dir, payload = seeded_run
     result = run_segser(
