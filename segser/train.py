@@ -6,6 +6,7 @@ write metrics.json, predictions.csv and the confusion matrix into the Hydra run 
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -30,8 +31,10 @@ from segser.config_checks import check_config
 from segser.data.clips import Clip
 from segser.data.datamodule import SegmentDataModule
 from segser.entry import CONF_DIR, in_multirun, report_user_errors, run_dir
+from segser.models.checkpoint import RunRecorder
 from segser.models.factory import build_classifier
 from segser.models.module import SegmentEmotionClassifier
+from segser.resume import AtomicCheckpointIO, ResumeState, resume_from
 from segser.runs.outputs import metrics_payload, prediction_rows, write_metrics, write_predictions
 
 log = logging.getLogger("segser")
@@ -57,14 +60,22 @@ def train(cfg: DictConfig, out_dir: Path, group: str | None = None) -> dict[str,
     clips = read_corpus(cfg.dataset)
     model = build_classifier(model_config(cfg))
     datamodule = build_datamodule(cfg, clips, out_dir / "split.json", backbone=model.backbone)
-    callbacks = build_callbacks(cfg, out_dir)
+    # Checkpoints carry the run's corpus and split (evaluate tests the same clips) and the
+    # random generators (a resumed run draws what an unkilled one would).
+    dataset = OmegaConf.to_container(cfg.dataset, resolve=True)
+    callbacks = [*build_callbacks(cfg, out_dir), RunRecorder(dataset), ResumeState()]
     loggers = build_loggers(cfg, out_dir, group)
     trainer: L.Trainer = instantiate(
-        cfg.trainer, callbacks=callbacks, logger=loggers or False, default_root_dir=out_dir
+        cfg.trainer,
+        callbacks=callbacks,
+        logger=loggers or False,
+        default_root_dir=out_dir,
+        plugins=[AtomicCheckpointIO()],
     )
     status = "failed"
     try:
-        trainer.fit(model, datamodule=datamodule)
+        resume = resume_from(out_dir, cfg.get("ckpt_path"))
+        trainer.fit(model, datamodule=datamodule, ckpt_path=resume, weights_only=True)
         epochs_trained = trainer.current_epoch  # epochs run, early stopping or not
         best = best_checkpoint(callbacks)
         if trainer.world_size > 1:
@@ -84,7 +95,7 @@ def train(cfg: DictConfig, out_dir: Path, group: str | None = None) -> dict[str,
             )
         trainer.test(model, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
         payload = save_test_results(
-            cfg, out_dir, model, datamodule, clips, best, trainer, epochs_trained
+            cfg, out_dir, model, datamodule, clips, best, epochs_trained
         )
         for logger in loggers:
             if isinstance(logger, WandbLogger):
@@ -107,8 +118,7 @@ def save_test_results(
     datamodule: SegmentDataModule,
     clips: list[Clip],
     best: str | None,
-    trainer: L.Trainer,
-    epochs_trained: int | None = None,
+    epochs_trained: int,
 ) -> dict[str, Any]:
     """predictions.csv, metrics.json and the confusion matrix from the test epoch's outputs."""
     logits, labels, clip_index = (
@@ -132,8 +142,7 @@ def save_test_results(
         num_test_segments=len(labels),
         split=datamodule.split.description,
         best_checkpoint=best,
-        # The testing trainer may be a fresh one (after DDP): take the count from fit's.
-        epochs_trained=trainer.current_epoch if epochs_trained is None else epochs_trained,
+        epochs_trained=epochs_trained,
         config=OmegaConf.to_container(cfg, resolve=True),
     )
     write_metrics(out_dir, payload)
@@ -154,6 +163,10 @@ def log_to_wandb(logger: WandbLogger, out_dir: Path, payload: dict[str, Any]) ->
 @report_user_errors
 def run(cfg: DictConfig) -> float | None:
     """The Hydra job; returns test ALCA so sweepers can optimise it."""
+    finished = run_dir() / "metrics.json"
+    if in_multirun() and finished.is_file():  # a sweep started again reruns only the rest
+        log.info("%s exists: this job finished before, skipped", finished)
+        return json.loads(finished.read_text())["metrics"]["ALCA"]
     payload = train(cfg, run_dir(), sweep_group())
     return payload["metrics"]["ALCA"] if payload else None
 

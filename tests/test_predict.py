@@ -22,7 +22,7 @@ from segser.data.segmentation import count_segments, segment_waveform
 from segser.data.stream import BlockResampler, SegmentCutter
 from segser.entry import CONF_DIR
 from segser.metrics.clip_accuracy import clip_votes
-from segser.models.factory import load_classifier
+from segser.models.checkpoint import load_classifier
 from segser.predict import main, predict
 from segser.train import train
 from tests.conftest import SHARED_EMODB

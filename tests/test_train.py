@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from segser.evaluate import evaluate
-from segser.models.factory import load_classifier
+from segser.models.checkpoint import load_classifier
 from segser.train import train
 from tests.hydra_app import composed
 
