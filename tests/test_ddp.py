@@ -13,7 +13,7 @@ from tests.segser_cli import run_segser
 
 
 def test_two_process_ddp_run_tests_each_clip_once(tmp_path: Path) -> None:
-    overrides = ["experiment=demo", "dataset.num_clips=40", "callbacks.progress_bar=null"]
+    overrides = ["experiment=demo_baseline", "dataset.num_clips=40", "callbacks.progress_bar=null"]
     result = run_segser(
         "segser.train", *overrides, "trainer.max_epochs=2",
         "trainer.accelerator=cpu", "trainer.devices=2", "trainer.strategy=ddp",

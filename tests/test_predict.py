@@ -36,7 +36,7 @@ def checkpoint(tmp_path_factory) -> Path:
     """A tiny model trained in-process on 48 demo clips (as tests/test_train.py does)."""
     tmp = tmp_path_factory.mktemp("predict_run")
     overrides = [
-        "experiment=demo",
+        "experiment=demo_baseline",
         f"paths.data_dir={tmp / 'data'}",
         f"paths.output_dir={tmp / 'outputs'}",
         "dataset.num_clips=48",

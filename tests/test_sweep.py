@@ -61,7 +61,7 @@ def test_wandb_logger_is_offline_without_key_and_grouped(tmp_path: Path, monkeyp
 def test_submitit_launcher_runs_the_sweep(tmp_path: Path) -> None:
     """The SLURM launcher's machinery (submitit: pickled jobs, one process each), run locally."""
     result = run_segser(
-        "segser.train", "-m", "experiment=demo",
+        "segser.train", "-m", "experiment=demo_baseline",
         "hydra/launcher=submitit_local", "dataset.num_clips=40", "trainer.max_epochs=1",
         "callbacks.progress_bar=null", "seed=0,1", tmp_path=tmp_path,
     )  # fmt: skip

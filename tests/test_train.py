@@ -18,7 +18,7 @@ from tests.hydra_app import composed
 
 def demo_config(tmp_path: Path, *extra: str):
     overrides = [
-        "experiment=demo",
+        "experiment=demo_baseline",
         f"paths.data_dir={tmp_path / 'data'}",
         f"paths.output_dir={tmp_path / 'outputs'}",
         "dataset.num_clips=48",
