@@ -78,3 +78,9 @@ def test_a_split_with_an_empty_set_is_one_clear_error() -> None:
     tiny = corpus(1)[:6]  # 6 clips, 1-2 per label: stratified 10% rounds to nothing
     with pytest.raises(SegserError, match=r"leaves the val and test set empty with 6 clips"):
         make_split(tiny, "random", 0)
+
+
+def test_random_split_refuses_ratios_that_do_not_sum_to_one(tone_clips) -> None:
+    """Without Hydra too: [0.5, 0.3, 0.1] was silently rescaled to 5:3:1 before."""
+    with pytest.raises(SegserError, match=r"split\.ratios=\[0\.5, 0\.3, 0\.1\] .*sum to 1"):
+        random_split(tone_clips, (0.5, 0.3, 0.1), seed=0)
