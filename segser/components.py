@@ -45,7 +45,9 @@ def read_corpus(dataset: DictConfig) -> list[Clip]:
 
 
 def segmentation_settings(cfg: DictConfig) -> SegmentationSettings:
-    return SegmentationSettings(cfg.segmentation.window_seconds, cfg.segmentation.hop_seconds)
+    segmentation = cfg.segmentation
+    tail = segmentation.get("tail", "pad")  # checkpoints saved before the option cut this way
+    return SegmentationSettings(segmentation.window_seconds, segmentation.hop_seconds, tail)
 
 
 def feature_settings(cfg: DictConfig) -> LogMelSettings:

@@ -23,6 +23,7 @@ def test_two_process_ddp_run_tests_each_clip_once(tmp_path: Path) -> None:
     (run,) = (tmp_path / "outputs" / "runs").glob("*/*")
     payload = json.loads((run / "metrics.json").read_text())
     assert sum(map(sum, payload["confusion_matrix"])) == payload["num_test_clips"]
+    assert payload["epochs_trained"] == 2  # max_epochs, as fit's trainer.current_epoch counts
     # A single-process re-test of the best checkpoint sees the same segments and clips.
     cfg = composed(
         "evaluate",

@@ -22,7 +22,7 @@ from segser.data.segmentation import count_segments, segment_waveform
 from segser.data.stream import BlockResampler, SegmentCutter
 from segser.entry import CONF_DIR
 from segser.metrics.clip_accuracy import clip_votes
-from segser.models.factory import load_classifier
+from segser.models.checkpoint import load_classifier
 from segser.predict import main, predict
 from segser.train import train
 from tests.conftest import SHARED_EMODB
@@ -114,12 +114,13 @@ def test_block_resampler_equals_whole_signal_resampling(orig_hz, new_hz, block) 
 @pytest.mark.parametrize(("window", "hop"), [(1.0, 0.5), (1.0, 1.0), (0.5, 1.0), (0.96, 0.25)])
 @pytest.mark.parametrize("length", [1, 15_999, 16_000, 40_001])
 @pytest.mark.parametrize("block", [333, 16_000])
-def test_segment_cutter_equals_whole_clip_segmentation(window, hop, length, block) -> None:
+@pytest.mark.parametrize("tail", ["pad", "stop"])
+def test_segment_cutter_equals_whole_clip_segmentation(window, hop, length, block, tail) -> None:
     signal = torch.rand(length, generator=torch.Generator().manual_seed(1))
-    cutter = SegmentCutter(16_000, window, hop)
+    cutter = SegmentCutter(16_000, window, hop, tail)
     parts = [cutter.push(signal[i : i + block]) for i in range(0, length, block)]
     streamed = torch.cat([*parts, cutter.finish()])
-    assert torch.equal(streamed, segment_waveform(signal, 16_000, window, hop))
+    assert torch.equal(streamed, segment_waveform(signal, 16_000, window, hop, tail))
 
 
 @pytest.mark.parametrize("rate", [16_000, 22_050])

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from segser.evaluate import evaluate
-from segser.models.factory import load_classifier
+from segser.models.checkpoint import load_classifier
 from segser.train import train
 from tests.hydra_app import composed
 
@@ -107,3 +107,19 @@ def test_checkpoint_reloads_and_evaluate_reproduces_the_test(trained_run, tmp_pa
     for name, value in payload["metrics"].items():
         assert again["metrics"][name] == pytest.approx(value, abs=1e-6)
     assert (tmp_path / "eval" / "metrics.json").is_file()
+
+
+@pytest.mark.slow  # ~20 s; tests/models/test_module.py checks divergence in-process
+def test_diverged_training_ends_in_one_line_and_writes_no_metrics(tmp_path: Path) -> None:
+    from tests.segser_cli import run_segser
+
+    result = run_segser(
+        "segser.train", "experiment=demo", "dataset.num_clips=40", "optimizer.lr=1e37",
+        "trainer.max_epochs=3", "callbacks.progress_bar=null", tmp_path=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr[-3000:]
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: training diverged in epoch 0 (counting from 0)"), last
+    assert "Traceback" not in result.stderr
+    assert not list((tmp_path / "outputs").rglob("metrics.json"))
+    assert not list((tmp_path / "outputs").rglob("*.ckpt"))

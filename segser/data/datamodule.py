@@ -6,7 +6,7 @@ With a frozen backbone, batches carry its cached embeddings [B, D] instead of pa
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import lightning as L
@@ -80,6 +80,7 @@ class SegmentDataModule(L.LightningDataModule):
         on_bad_clip: str = "fail",
         split_file: str | Path | None = None,
         frozen_backbone: nn.Module | None = None,
+        clip_split: Callable[[list[Clip]], ClipSplit] | None = None,
     ) -> None:
         """`frozen_backbone`: serve its cached embeddings instead of patches (computed once)."""
         super().__init__()
@@ -112,6 +113,7 @@ class SegmentDataModule(L.LightningDataModule):
         self.on_bad_clip = on_bad_clip
         self.split_file = Path(split_file) if split_file else None
         self.frozen_backbone = frozen_backbone
+        self.clip_split = clip_split  # a given split (evaluate: the run's clip ids), else drawn
         self.cache: PatchCache | None = None
         self.split: ClipSplit | None = None
         self.datasets: dict[str, SegmentDataset] = {}
@@ -137,7 +139,8 @@ class SegmentDataModule(L.LightningDataModule):
                 self.cache.directory,
             )
         kept = self.cache.kept_clip_indices
-        split = make_split([self.clips[i] for i in kept], **self.split_kwargs)
+        kept_clips = [self.clips[i] for i in kept]
+        split = (self.clip_split or (lambda c: make_split(c, **self.split_kwargs)))(kept_clips)
         self.split = ClipSplit(
             [kept[i] for i in split.train],
             [kept[i] for i in split.val],

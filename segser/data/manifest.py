@@ -22,7 +22,7 @@ def read_manifest(
     """
     csv_path = Path(csv_path).expanduser().resolve()
     if not csv_path.is_file():
-        raise SegserError(f"{csv_path}: manifest not found. Point dataset.manifest at a CSV file")
+        raise SegserError(f"{csv_path}: manifest not found. Point dataset.csv at a CSV file")
     bad_clips = BadClips(on_bad_clip, csv_path)
     clips = []
     with csv_path.open(newline="", encoding="utf-8") as handle:
@@ -47,7 +47,7 @@ def read_manifest(
                     raise BadClipError(
                         csv_path,
                         f"{where} ({path_text}) has label {label!r}, not one of {list(classes)}",
-                        "Fix the label, or add it to dataset.classes",
+                        "Fix the label, or add it to classes",
                     )
                 duration = clip_duration_seconds(path)
             except BadClipError as err:

@@ -57,6 +57,11 @@ def _stratified_partition(
 
 def random_split(clips: Sequence[Clip], ratios: Sequence[float], seed: int) -> ClipSplit:
     """The paper's protocol: a seeded random split of utterances, stratified by label (8:1:1)."""
+    if len(ratios) != 3 or min(ratios) <= 0 or abs(sum(ratios) - 1) > 1e-6:
+        raise SegserError(
+            f"split.ratios={list(ratios)} is out of range: allowed three fractions in (0, 1), "
+            "train/val/test, that sum to 1 (e.g. [0.8,0.1,0.1])"
+        )
     indices = list(range(len(clips)))
     train, val, test = _stratified_partition(
         indices, [c.label for c in clips], ratios, np.random.default_rng(seed)

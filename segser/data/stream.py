@@ -16,7 +16,7 @@ import torch
 import torchaudio.functional as AF
 
 from segser.data.audio import unreadable_audio
-from segser.data.segmentation import segment_waveform
+from segser.data.segmentation import Tail, check_tail, segment_waveform
 from segser.errors import BadClipError
 
 # Extensions a folder scan picks up: the common containers libsndfile reads.
@@ -129,8 +129,11 @@ class BlockResampler:
 class SegmentCutter:
     """Cut a stream into exactly the segments segment_waveform gives on the whole clip."""
 
-    def __init__(self, sample_rate: int, window_seconds: float, hop_seconds: float) -> None:
-        self.sample_rate = sample_rate
+    def __init__(
+        self, sample_rate: int, window_seconds: float, hop_seconds: float, tail: Tail = "pad"
+    ) -> None:
+        check_tail(tail)
+        self.sample_rate, self.tail = sample_rate, tail
         self.window_seconds, self.hop_seconds = window_seconds, hop_seconds
         self.window = round(window_seconds * sample_rate)
         self.hop = round(hop_seconds * sample_rate)
@@ -159,11 +162,15 @@ class SegmentCutter:
         return segments
 
     def finish(self) -> torch.Tensor:
-        """Segments left at the end: those starting inside the clip, zero-padded at the tail."""
+        """Segments left at the end under the tail rule: zero-padded past the clip's end."""
+        empty = self.buffer.new_zeros(0, self.window)
         if self.next_segment * self.hop >= self.received or self.buffer.numel() == 0:
-            return self.buffer.new_zeros(0, self.window)
+            return empty
+        last_end = (self.next_segment - 1) * self.hop + self.window
+        if self.tail == "stop" and self.next_segment > 0 and last_end >= self.received:
+            return empty  # the last window emitted already reached the end
         segments = segment_waveform(
-            self.buffer, self.sample_rate, self.window_seconds, self.hop_seconds
+            self.buffer, self.sample_rate, self.window_seconds, self.hop_seconds, self.tail
         )
         self.next_segment += segments.shape[0]
         self.buffer = self.buffer.new_zeros(0)
@@ -186,10 +193,11 @@ def stream_segments(
     hop_seconds: float,
     batch_size: int,
     block_seconds: float = 30.0,
+    tail: Tail = "pad",
 ) -> Iterator[SegmentBatch]:
     """The file's segments at `sample_rate` in batches of `batch_size` (the last may be smaller)."""
     resampler = BlockResampler(info.sample_rate_hz, sample_rate)
-    cutter = SegmentCutter(sample_rate, window_seconds, hop_seconds)
+    cutter = SegmentCutter(sample_rate, window_seconds, hop_seconds, tail)
     block_frames = max(1, round(block_seconds * info.sample_rate_hz))
     pending: list[torch.Tensor] = []
     emitted = 0

@@ -6,11 +6,13 @@ by clip id only in ``compute``. Clip ids must therefore be unique across the who
 set, not just within a batch or a rank. Argmax ties go to the lowest class index.
 A padding DistributedSampler repeats segments to even out ranks, and a repeated segment votes
 twice: evaluate on one device or with a sampler that does not pad.
+Diverged logits are never right: a segment with a NaN or Inf logit votes for no class (and is
+wrong for SA), and a clip whose mean logits are not all finite has no ALCA decision (wrong).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +22,23 @@ from torchmetrics import Metric
 from torchmetrics.utilities import dim_zero_cat
 from torchmetrics.utilities.distributed import gather_all_tensors
 
+# The clip decision of a clip with no finite logits to decide by: never equal to a target.
+NO_DECISION = -1
+
+
+def decision_name(classes: Sequence[str], index: int) -> str:
+    """A class name for a prediction index; NO_DECISION reads "none" (not classes[-1])."""
+    return "none" if index == NO_DECISION else classes[index]
+
+
+def segment_predictions(logits: Tensor) -> Tensor:
+    """[B] argmax of each segment's logits, NO_DECISION where any logit is NaN or Inf.
+
+    torch.argmax takes NaN as the maximum, so without this any NaN column would win.
+    """
+    finite = torch.isfinite(logits).all(dim=1)
+    return torch.where(finite, logits.argmax(dim=1), NO_DECISION)
+
 
 @dataclass(frozen=True)
 class ClipVotes:
@@ -27,18 +46,22 @@ class ClipVotes:
 
     clip_ids: Tensor  # [K] int64, sorted, unique
     segments: Tensor  # [K] int64, number of segments of each clip
-    votes: Tensor  # [K, C] int64, segments of the clip whose argmax is each class
+    votes: Tensor  # [K, C] int64, segments of the clip whose argmax is each class (finite only)
     mean_logits: Tensor  # [K, C] float, mean of the clip's raw segment logits
 
     @property
     def majority_prediction(self) -> Tensor:
-        """[K] most-voted class; a tie goes to the lowest index (torch.argmax keeps the first)."""
-        return self.votes.argmax(dim=1)
+        """[K] most-voted class; a tie goes to the lowest index (torch.argmax keeps the first).
+
+        NO_DECISION for a clip none of whose segments has finite logits (no votes).
+        """
+        voted = self.votes.sum(dim=1) > 0
+        return torch.where(voted, self.votes.argmax(dim=1), NO_DECISION)
 
     @property
     def mean_logits_prediction(self) -> Tensor:
-        """[K] argmax of the mean logits: ALCA's decision rule."""
-        return self.mean_logits.argmax(dim=1)
+        """[K] argmax of the mean logits: ALCA's decision rule; NO_DECISION if any is not finite."""
+        return segment_predictions(self.mean_logits)
 
 
 @dataclass(frozen=True)
@@ -59,9 +82,11 @@ class ClipSummary(ClipVotes):
 
     @property
     def best_correct(self) -> Tensor:
-        """[K] BCA: the target is among the most-voted classes (ties included)."""
+        """[K] BCA: the target is among the most-voted classes (ties included) with a vote."""
         most_voted = self.votes == self.votes.amax(dim=1, keepdim=True)
-        return most_voted.gather(1, self.target.unsqueeze(1)).squeeze(1)
+        # A clip without any finite segment has no votes: every class "ties" at zero.
+        has_vote = self.correct_segments > 0
+        return most_voted.gather(1, self.target.unsqueeze(1)).squeeze(1) & has_vote
 
     @property
     def standard_correct(self) -> Tensor:
@@ -109,10 +134,11 @@ def clip_votes(logits: Tensor, clip_ids: Tensor, num_classes: int) -> ClipVotes:
 
 def _group(logits: Tensor, ids: Tensor, inverse: Tensor, num_classes: int) -> ClipVotes:
     clips = ids.numel()
-    segment_prediction = logits.argmax(dim=1)
+    segment_prediction = segment_predictions(logits)
     segments = torch.bincount(inverse, minlength=clips)
+    voting = segment_prediction != NO_DECISION  # a diverged segment votes for no class
     votes = torch.bincount(
-        inverse * num_classes + segment_prediction, minlength=clips * num_classes
+        (inverse * num_classes + segment_prediction)[voting], minlength=clips * num_classes
     ).view(clips, num_classes)
     # Sum in at least float32 so half-precision logits do not lose the mean.
     dtype = torch.promote_types(logits.dtype, torch.float32)
@@ -225,7 +251,7 @@ class SegmentAccuracy(Metric):
         """Count right segments; clip_ids are checked but unused (same signature as the rest)."""
         check_segments(logits, target, clip_ids, self.num_classes)
         check_target_range(target, self.num_classes)
-        self.correct += (logits.argmax(dim=1) == target).sum()
+        self.correct += (segment_predictions(logits) == target).sum()
         self.total += target.numel()
 
     def compute(self) -> Tensor:

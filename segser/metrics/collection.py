@@ -1,7 +1,8 @@
 """All clip metrics of one evaluation in one pass over the segments, plus per-clip predictions.
 
 UA/WA/confusion use one clip decision: the mean-logits rule (ALCA's, the paper's headline
-metric) by default, or the majority vote (ties to the lowest class index).
+metric) by default, or the majority vote (ties to the lowest class index). A clip without a
+decision (non-finite logits) is wrong in UA/WA and sits in no column of the confusion matrix.
 """
 
 from __future__ import annotations
@@ -13,7 +14,13 @@ import torch
 from torch import Tensor
 from torchmetrics.functional.classification import multiclass_confusion_matrix
 
-from segser.metrics.clip_accuracy import ClipMetricBase, ClipSummary, ClipVotes, fraction
+from segser.metrics.clip_accuracy import (
+    NO_DECISION,
+    ClipMetricBase,
+    ClipSummary,
+    ClipVotes,
+    fraction,
+)
 
 ClipRule = Literal["mean_logits", "majority"]
 # The scalar accuracies compute() returns, in the order tables show them.
@@ -48,14 +55,15 @@ def clip_predictions(votes: ClipVotes) -> dict[str, Tensor]:
     return columns
 
 
-def class_recall(confusion: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+def class_recall(confusion: Tensor, support: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
     """Per-class recall, UA and WA from a [C, C] confusion matrix (rows = true class).
 
-    A class absent from the targets has no recall (NaN in the per-class vector) and is left
-    out of UA, which averages over the classes present; an absent class would otherwise pull
-    UA down (as 0) or make it NaN. Empty input gives UA = WA = 0.0.
+    `support` [C] counts each class's clips, including undecided ones the matrix lacks
+    (default: the matrix's row sums). A class absent from the targets has no recall (NaN in
+    the per-class vector) and is left out of UA, which averages over the classes present; an
+    absent class would otherwise pull UA down (as 0) or make it NaN. Empty input gives 0.0.
     """
-    per_class = confusion.sum(dim=1)
+    per_class = confusion.sum(dim=1) if support is None else support
     recall = confusion.diagonal().double() / per_class  # NaN exactly where a class is absent
     ua = torch.nan_to_num(recall.nanmean(), nan=0.0)
     wa = confusion.diagonal().sum().double() / per_class.sum().clamp(min=1)
@@ -94,8 +102,12 @@ class ClipMetrics(ClipMetricBase):
         """Accuracies as float scalars, plus per_class_recall [C] and confusion_matrix [C, C]."""
         summary = self.summary()
         prediction = clip_decision(summary, self.clip_rule)
-        confusion = multiclass_confusion_matrix(prediction, summary.target, self.num_classes)
-        recall, ua, wa = class_recall(confusion)
+        decided = prediction != NO_DECISION
+        confusion = multiclass_confusion_matrix(
+            prediction[decided], summary.target[decided], self.num_classes
+        )
+        support = torch.bincount(summary.target, minlength=self.num_classes)
+        recall, ua, wa = class_recall(confusion, support)
         segments = summary.segments.sum()
         sa = summary.correct_segments.sum().float() / segments.clamp(min=1)
         return {

@@ -21,12 +21,12 @@ import torch
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-from segser.data.features import LogMelPatcher, LogMelSettings
+from segser.data.features import LogMelPatcher
 from segser.data.segmentation import count_segments
 from segser.data.stream import AudioInfo, audio_info, find_audio, stream_segments
 from segser.errors import SegserError
-from segser.metrics.clip_accuracy import ClipVotes, clip_votes
-from segser.models.factory import load_classifier
+from segser.metrics.clip_accuracy import ClipVotes, clip_votes, decision_name
+from segser.models.checkpoint import load_trained
 from segser.predict.timeline import Timeline
 
 TIMELINE_BINS = 2000  # an hour at 0.5 s hop pools ~4 segments per bar
@@ -61,12 +61,12 @@ class ClipTally:
         return {
             "segments": self.segments,
             "mean_logits": {
-                "prediction": classes[int(votes.mean_logits_prediction[0])],
+                "prediction": decision_name(classes, int(votes.mean_logits_prediction[0])),
                 "mean_logits": named(mean),
                 "probabilities": named(mean.softmax(dim=0)),
             },
             "majority": {
-                "prediction": classes[int(votes.majority_prediction[0])],
+                "prediction": decision_name(classes, int(votes.majority_prediction[0])),
                 "votes": {c: int(v) for c, v in zip(classes, self.votes, strict=True)},
             },
             "mean_probabilities": named(self.probability_sums / self.segments),
@@ -77,12 +77,13 @@ class Predictor:
     """A checkpoint's model with the input pipeline it was trained on (segmentation, features)."""
 
     def __init__(self, checkpoint: str | Path, device: torch.device, batch_size: int) -> None:
-        self.model = load_model(checkpoint).to(device)
-        config = self.model.hparams["model_config"]
-        self.classes: list[str] = list(config["classes"])
-        self.window_seconds = float(config["segmentation"]["window_seconds"])
-        self.hop_seconds = float(config["segmentation"]["hop_seconds"])
-        self.patcher = LogMelPatcher(LogMelSettings(**config["features"])).to(device)
+        trained = load_trained(checkpoint)  # one SegserError line for any fault of the file
+        self.model = trained.model.to(device)
+        self.classes: list[str] = trained.classes
+        self.window_seconds = trained.segmentation.window_seconds
+        self.hop_seconds = trained.segmentation.hop_seconds
+        self.patcher = LogMelPatcher(trained.features).to(device)
+        self.tail = trained.segmentation.tail
         self.sample_rate = self.patcher.settings.sample_rate_hz
         self.hop_samples = round(self.hop_seconds * self.sample_rate)  # as segmentation rounds
         self.device, self.batch_size = device, batch_size
@@ -109,7 +110,9 @@ class Predictor:
     ) -> dict[str, Any]:
         """Write the file's segment CSV, JSON and timeline; return its summary.csv row."""
         samples = -(-info.frames * self.sample_rate // info.sample_rate_hz)  # resample's length
-        expected = count_segments(samples, self.sample_rate, self.window_seconds, self.hop_seconds)
+        expected = count_segments(
+            samples, self.sample_rate, self.window_seconds, self.hop_seconds, self.tail
+        )
         tally = ClipTally(len(self.classes))
         timeline = Timeline(
             self.classes, expected, self.hop_seconds, self.window_seconds, TIMELINE_BINS
@@ -134,7 +137,8 @@ class Predictor:
                 rows.writeheader()
                 json_file.write(json.dumps(header)[:-1] + ', "segments": [')
                 cutting = (self.sample_rate, self.window_seconds, self.hop_seconds)
-                for batch in stream_segments(info, *cutting, self.batch_size, block_seconds):
+                batches = stream_segments(info, *cutting, self.batch_size, block_seconds, self.tail)
+                for batch in batches:
                     logits = self.logits(batch.segments)
                     probabilities = logits.softmax(dim=1)
                     tally.update(logits)
@@ -162,25 +166,6 @@ class Predictor:
             "clip_majority": majority,
             **{f"p_{c}": round(p, 6) for c, p in clip["mean_probabilities"].items()},
         }
-
-
-def load_model(checkpoint: str | Path) -> Any:
-    """load_classifier, with one-line errors that speak of this command's arguments."""
-    path = Path(checkpoint)
-    fix = "Pass the .ckpt that `python -m segser.train` wrote (RUN_DIR/checkpoints/best.ckpt)."
-    if not path.is_file():
-        raise SegserError(f"{path}: checkpoint not found. {fix}")
-    try:
-        model = load_classifier(path)
-    except SegserError:
-        raise
-    except Exception as error:  # weights that do not fit the model its config describes
-        name = type(error).__name__
-        raise SegserError(f"{path}: cannot rebuild its model ({name}). {fix}") from error
-    missing = {"classes", "segmentation", "features"} - set(model.hparams["model_config"])
-    if missing:
-        raise SegserError(f"{path}: the checkpoint lacks {', '.join(sorted(missing))}. {fix}")
-    return model
 
 
 def output_stems(files: Sequence[Path]) -> list[str]:
@@ -271,4 +256,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     failed = f"; {len(errors)} input(s) failed, see the errors above" if errors else ""
     print(f"Predictions for {done} file(s) written to {out_dir}{failed}")
     return 2 if errors else 0
-

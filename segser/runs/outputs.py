@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from segser.metrics.clip_accuracy import clip_votes
+from segser.metrics.clip_accuracy import clip_votes, decision_name, segment_predictions
 from segser.metrics.collection import ACCURACY_NAMES
 from segser.runs.plots import plot_confusion_matrix
 
@@ -58,6 +58,7 @@ def prediction_rows(
     votes = clip_votes(logits, clip_index, len(classes))
     position = {int(c): i for i, c in enumerate(votes.clip_ids)}
     probabilities = logits.softmax(dim=1)
+    segment_prediction = segment_predictions(logits)
     rows = []
     for i in range(len(labels)):
         clip = int(clip_index[i])
@@ -69,12 +70,14 @@ def prediction_rows(
             "start_s": round(start, 3),
             "end_s": round(start + window_seconds, 3),
             "label": classes[int(labels[i])],
-            "segment_prediction": classes[int(logits[i].argmax())],
+            "segment_prediction": decision_name(classes, int(segment_prediction[i])),
             **{
                 f"p_{c}": round(float(p), 5) for c, p in zip(classes, probabilities[i], strict=True)
             },
-            "clip_prediction_mean_logits": classes[int(votes.mean_logits_prediction[k])],
-            "clip_prediction_majority": classes[int(votes.majority_prediction[k])],
+            "clip_prediction_mean_logits": decision_name(
+                classes, int(votes.mean_logits_prediction[k])
+            ),
+            "clip_prediction_majority": decision_name(classes, int(votes.majority_prediction[k])),
         }
         rows.append(row)
     return rows

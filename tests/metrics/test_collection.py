@@ -141,3 +141,64 @@ def test_bad_arguments_raise() -> None:
         ClipMetrics(3, clip_rule="median")
     with pytest.raises(ValueError, match="class_names"):
         ClipMetrics(3, class_names=["a", "b"])
+
+
+NAN, INF = float("nan"), float("inf")
+# clip id -> (target, segment logits); worked by hand: a non-finite segment votes for nothing
+# and is wrong; a clip whose mean logits are not all finite has no ALCA decision (wrong).
+DIVERGED_CLIPS = {
+    # votes [0, 2, 0] of 3 segments: SA 2/3, ACA no, SCA/BCA yes; mean has NaN -> ALCA wrong.
+    # Today torch.argmax picks the NaN column (the target) for segment 2 and the mean.
+    0: (1, [[0, 5, 0], [0, NAN, 0], [0, 4, 0]]),
+    # votes [1, 0, 0] of 2: SA 1/2, ACA no, SCA/BCA yes; mean [inf, 0, 0] -> ALCA wrong.
+    1: (0, [[INF, 0, 0], [2, 0, 0]]),
+    # all right under every rule.
+    2: (2, [[0, 0, 3], [0, 0, 1]]),
+    # every segment NaN, target 0: no votes, no decision; wrong under every rule
+    # (today argmax of all-NaN is 0: right under every rule).
+    3: (0, [[NAN, NAN, NAN], [NAN, NAN, NAN]]),
+}
+
+
+def _diverged_batch() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    logits, target, clip_ids = [], [], []
+    for clip, (label, segments) in DIVERGED_CLIPS.items():
+        logits += segments
+        target += [label] * len(segments)
+        clip_ids += [clip] * len(segments)
+    return torch.tensor(logits), torch.tensor(target), torch.tensor(clip_ids)
+
+
+@pytest.mark.parametrize("clip_rule", ["mean_logits", "majority"])
+def test_non_finite_logits_are_never_right(clip_rule: str) -> None:
+    from segser.metrics import SegmentAccuracy
+
+    metrics = ClipMetrics(3, clip_rule=clip_rule)
+    metrics.update(*_diverged_batch())
+    result = metrics.compute()
+    assert float(result["SA"]) == pytest.approx(5 / 9)  # 2 + 1 + 2 + 0 right of 9 segments
+    assert float(result["ACA"]) == pytest.approx(1 / 4)
+    assert float(result["SCA"]) == pytest.approx(3 / 4)
+    assert float(result["BCA"]) == pytest.approx(3 / 4)
+    assert float(result["ALCA"]) == pytest.approx(1 / 4)
+    if clip_rule == "mean_logits":  # decisions: none, none, 2, none
+        recall, confusion = [0.0, 0.0, 1.0], [[0, 0, 0], [0, 0, 0], [0, 0, 1]]
+    else:  # decisions: 1, 0, 2, none
+        recall, confusion = [0.5, 1.0, 1.0], [[1, 0, 0], [0, 1, 0], [0, 0, 1]]
+    assert result["per_class_recall"].tolist() == pytest.approx(recall)
+    assert float(result["UA"]) == pytest.approx(sum(recall) / 3)
+    assert float(result["WA"]) == pytest.approx(sum(map(sum, confusion)) / 4)
+    assert result["confusion_matrix"].tolist() == confusion
+    segment_accuracy = SegmentAccuracy(3)
+    segment_accuracy.update(*_diverged_batch())
+    assert float(segment_accuracy.compute()) == pytest.approx(5 / 9)
+
+
+def test_all_nan_logits_with_target_zero_score_zero() -> None:
+    metrics = ClipMetrics(4)
+    metrics.update(torch.full((6, 4), NAN), torch.zeros(6, dtype=torch.long), torch.arange(6) // 2)
+    result = metrics.compute()
+    for name in ("SA", "ACA", "SCA", "ALCA", "BCA", "UA", "WA"):
+        assert float(result[name]) == 0.0, name
+    predictions = metrics.clip_predictions()
+    assert predictions["prediction"].tolist() == [-1, -1, -1]  # NO_DECISION, not class 0
