@@ -23,12 +23,17 @@ from torchmetrics.utilities.distributed import gather_all_tensors
 
 @dataclass(frozen=True)
 class ClipVotes:
-    """Per-clip aggregates of segment logits, one row per clip sorted by clip id."""
+    """The clip table: one row per clip sorted by clip id, built once from the segment logits.
+
+    Metrics, the run's predictions.csv and `segser.predict` all read their clip decisions here.
+    """
 
     clip_ids: Tensor  # [K] int64, sorted, unique
     segments: Tensor  # [K] int64, number of segments of each clip
     votes: Tensor  # [K, C] int64, segments of the clip whose argmax is each class
     mean_logits: Tensor  # [K, C] float, mean of the clip's raw segment logits
+    segment_logits: Tensor  # [N, C] the segments' logits, in the order they came
+    segment_clip: Tensor  # [N] int64, each segment's row in this table
 
     @property
     def majority_prediction(self) -> Tensor:
@@ -118,7 +123,7 @@ def _group(logits: Tensor, ids: Tensor, inverse: Tensor, num_classes: int) -> Cl
     dtype = torch.promote_types(logits.dtype, torch.float32)
     sums = torch.zeros(clips, num_classes, dtype=dtype, device=logits.device)
     sums.index_add_(0, inverse, logits.to(dtype))
-    return ClipVotes(ids, segments, votes, sums / segments.unsqueeze(1))
+    return ClipVotes(ids, segments, votes, sums / segments.unsqueeze(1), logits, inverse)
 
 
 def clip_summary(logits: Tensor, target: Tensor, clip_ids: Tensor, num_classes: int) -> ClipSummary:
@@ -143,7 +148,7 @@ def clip_summary(logits: Tensor, target: Tensor, clip_ids: Tensor, num_classes: 
             f"{bad.numel()} clip(s) have segments with different targets, e.g. clip ids "
             f"{bad[:5].tolist()}; every segment of a clip must carry the clip's label"
         )
-    return ClipSummary(ids, votes.segments, votes.votes, votes.mean_logits, lowest)
+    return ClipSummary(**vars(votes), target=lowest)
 
 
 def fraction(correct: Tensor) -> Tensor:

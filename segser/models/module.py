@@ -9,6 +9,7 @@ import lightning as L
 import torch
 from torch import nn
 
+from segser.metrics.clip_accuracy import ClipSummary
 from segser.metrics.collection import ACCURACY_NAMES, ClipMetrics
 
 OptimizerFactory = Callable[[Iterable[dict[str, Any]]], torch.optim.Optimizer]
@@ -39,9 +40,9 @@ class SegmentEmotionClassifier(L.LightningModule):
         if freeze_backbone:
             self.backbone.requires_grad_(False)
         self.loss = nn.CrossEntropyLoss()
-        self.val_metrics = ClipMetrics(len(self.classes), class_names=self.classes)
-        self.test_metrics = ClipMetrics(len(self.classes), class_names=self.classes)
-        self.test_outputs: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+        self.val_metrics = ClipMetrics(len(self.classes))
+        self.test_metrics = ClipMetrics(len(self.classes))
+        self.test_clips: ClipSummary | None = None  # the clip table the test metrics scored
 
     def forward(self, patches: torch.Tensor) -> torch.Tensor:
         """Segment logits [B, C] from patches [B, 1, 96, 64]."""
@@ -61,7 +62,7 @@ class SegmentEmotionClassifier(L.LightningModule):
 
     def _evaluate(
         self, batch: tuple[torch.Tensor, ...], stage: str, metrics: ClipMetrics
-    ) -> torch.Tensor:
+    ) -> None:
         patches, labels, clip_ids = batch
         logits = self(patches)
         self.log(
@@ -72,15 +73,12 @@ class SegmentEmotionClassifier(L.LightningModule):
             sync_dist=True,
         )
         metrics.update(logits, labels, clip_ids)
-        return logits
 
     def validation_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> None:
         self._evaluate(batch, "val", self.val_metrics)
 
     def test_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> None:
-        logits = self._evaluate(batch, "test", self.test_metrics)
-        _, labels, clip_ids = batch
-        self.test_outputs.append((logits.detach().float().cpu(), labels.cpu(), clip_ids.cpu()))
+        self._evaluate(batch, "test", self.test_metrics)
 
     def _log_clip_metrics(self, stage: str, metrics: ClipMetrics) -> dict[str, torch.Tensor]:
         values = metrics.compute()
@@ -93,11 +91,9 @@ class SegmentEmotionClassifier(L.LightningModule):
     def on_validation_epoch_end(self) -> None:
         self._log_clip_metrics("val", self.val_metrics)
 
-    def on_test_epoch_start(self) -> None:
-        self.test_outputs = []
-
     def on_test_epoch_end(self) -> None:
         self.test_results = self._log_clip_metrics("test", self.test_metrics)
+        self.test_clips = self.test_metrics.clips
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         if self.optimizer_factory is None:
