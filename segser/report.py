@@ -39,30 +39,16 @@ class Report:
     labels: pd.Series  # each job's configuration (its column)
     cells: pd.DataFrame  # (column, metric) -> mean, std, n
     table: pd.DataFrame  # metrics down, columns across, `mean +- std (n)`
-    legend: str  # what the cells mean and what was pooled
-    notes: list[str] = field(default_factory=list)  # how ours match the paper's columns
+    table_markdown: str = ""
+    jobs_markdown: str = ""
     files: dict[str, Path] = field(default_factory=dict)
     confusion_plots: list[Path] = field(default_factory=list)
 
     @property
     def markdown(self) -> str:
-        return "\n\n".join([self.table_markdown, self.jobs_markdown, self.figures_markdown])
-
-    @property
-    def table_markdown(self) -> str:
-        table = self.table.rename(columns=lambda c: c.replace("|", "\\|")).to_markdown()
-        lines = [f"# Results: {self.results.root}", "", summary_line(self.results), ""]
-        lines += [self.legend, "", table, "", *(f"- {note}" for note in self.notes)]
-        return "\n".join(lines).rstrip()
-
-    @property
-    def jobs_markdown(self) -> str:
-        return "\n".join(["## Missing or failed jobs", "", *job_lines(self.results)])
-
-    @property
-    def figures_markdown(self) -> str:
         images = [f"![{name}]({p.name})" for name, p in self.files.items() if p.suffix == ".png"]
-        return "\n".join(["## Figures", "", *(images or ["No job has metrics.json yet."])])
+        figures = "\n".join(["## Figures", "", *(images or ["No job has metrics.json yet."])])
+        return "\n\n".join([self.table_markdown, self.jobs_markdown, figures])
 
 
 def summary_line(results: Sweep) -> str:
@@ -77,24 +63,21 @@ def job_lines(results: Sweep) -> list[str]:
     """Each job without metrics.json and why, then expected versus found per sweep."""
     lines = []
     for job in results.missing.itertuples():
+        logs = "".join(f"; see {p.name}" for p in sorted(job.path.glob("*.log"))[:1])
+        why = f"no metrics.json and no error.txt (crashed, killed or still running{logs})"
         if isinstance(job.error, str):
-            failed = "" if job.error.startswith("crashed:") else "failed: "
-            lines.append(f"- `{job.name}`: {failed}{job.error}")
-        else:
-            logs = sorted(p.name for p in job.path.glob("*.log"))
-            hint = f"; see {logs[0]}" if logs else ""
-            lines.append(
-                f"- `{job.name}`: no metrics.json and no error.txt "
-                f"(crashed, killed or still running{hint})"
-            )
+            why = job.error if job.error.startswith("crashed:") else f"failed: {job.error}"
+        lines.append(f"- `{job.name}`: {why}")
     lines = lines or ["- none: every job dir has metrics.json"]
     for plan in results.plans:
         where = plan.path.parent.relative_to(results.root).as_posix()
         where = "sweep" if where == "." else f"sweep `{where}`"
-        expected = plan.expected_jobs or "unknown (not the basic sweeper, or an interval/glob sweep)"
+        expected = (
+            plan.expected_jobs or "unknown (not the basic sweeper, or an interval/glob sweep)"
+        )
+        axes = " x ".join(plan.axes) or "no swept values"
         lines.append(
-            f"- {where} ({' x '.join(plan.axes) or 'no swept values'}): expected {expected} "
-            f"jobs, found {plan.found_jobs} job dirs"
+            f"- {where} ({axes}): expected {expected} jobs, found {plan.found_jobs} job dirs"
         )
     return lines
 
@@ -102,32 +85,27 @@ def job_lines(results: Sweep) -> list[str]:
 def write_plots(report: Report, out_dir: Path) -> None:
     """A mean confusion matrix per configuration and one bar chart of the five accuracies."""
     done = report.results.jobs[report.results.jobs.succeeded & report.labels.notna()]
-    for i, label in enumerate(dict.fromkeys(report.labels.dropna())):
-        jobs = done[report.labels[done.index] == label]
-        if jobs.empty:
-            continue
+    for i, (label, jobs) in enumerate(done.groupby(report.labels[done.index], sort=False)):
         matrix, classes = mean_confusion(jobs)
         name = re.sub(r"[^A-Za-z0-9.=-]+", "_", label).strip("_")[:80] or "run"
+        path = out_dir / f"confusion_{i:02d}_{name}.png"
         title = f"{label}\nmean of {len(jobs)} row-normalised clip confusions"
-        path = plot_confusion_matrix(
-            np.nan_to_num(matrix), classes, out_dir / f"confusion_{i:02d}_{name}.png", title
+        report.confusion_plots.append(
+            plot_confusion_matrix(np.nan_to_num(matrix), classes, path, title)
         )
-        report.confusion_plots.append(path)
         report.files[f"confusion {label}"] = path
-    cells = report.cells[report.cells.index.get_level_values("metric").isin(PAPER_METRICS)]
-    shown = cells.n.groupby(level="column", sort=False).sum() > 0
-    if not shown.any():
-        return
-    columns, metrics = shown.index[shown], [m for m in PAPER_METRICS if m in report.table.index]
-    means, stds = (cells[s].unstack("column").reindex(metrics)[columns] for s in ("mean", "std"))
-    paper = cells.get("from_paper", pd.Series(False, cells.index)).groupby(level=0).any()
-    report.files["accuracies"] = plot_accuracy_bars(
-        means,
-        stds,
-        out_dir / "accuracies.png",
-        hatched=[bool(paper[c]) for c in columns],
-        title="accuracies per configuration (error bars: sample std; hatched: the paper)",
-    )
+    shown = report.cells.query("metric in @PAPER_METRICS and n > 0")
+    if not shown.empty:
+        columns = list(dict.fromkeys(shown.index.get_level_values("column")))
+        means = shown["mean"].unstack("column").reindex(PAPER_METRICS).dropna(how="all")[columns]
+        stds = shown["std"].unstack("column").reindex(index=means.index, columns=columns)
+        report.files["accuracies"] = plot_accuracy_bars(
+            means,
+            stds,
+            out_dir / "accuracies.png",
+            hatched=[c.startswith("paper: ") for c in columns],
+            title="accuracies per configuration (error bars: sample std; hatched: the paper)",
+        )
 
 
 def build_report(
@@ -149,7 +127,12 @@ def build_report(
         "metrics.json, their count in brackets; std is '-' where n = 1, the cell '-' where "
         "n = 0. Accuracies are fractions (paper style)."
     )
-    report = Report(results, labels, cells, text_table(cells, metrics), legend, notes)
+    table = text_table(cells, metrics)
+    markdown = table.rename(columns=lambda c: c.replace("|", "\\|")).to_markdown()
+    head = [f"# Results: {results.root}", "", summary_line(results), "", legend, "", markdown, ""]
+    table_markdown = "\n".join([*head, *(f"- {note}" for note in notes)]).rstrip()
+    jobs_markdown = "\n".join(["## Missing or failed jobs", "", *job_lines(results)])
+    report = Report(results, labels, cells, table, table_markdown, jobs_markdown)
     out_dir = Path(out_dir) if out_dir is not None else results.root / "report"
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -168,14 +151,10 @@ def build_report(
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m segser.report", description=__doc__)
     parser.add_argument("sweep_dir", type=Path, nargs="?", help="a sweep (or run) directory")
-    parser.add_argument("--out", type=Path, default=None, help="default: SWEEP_DIR/report")
+    parser.add_argument("--out", type=Path, help="default: SWEEP_DIR/report")
+    parser.add_argument("--compare-paper", action="store_true", help="add the paper's columns")
     parser.add_argument(
-        "--compare-paper", action="store_true", help="add the paper's Tables 3 and 4 as columns"
-    )
-    parser.add_argument(
-        "--over",
-        default=",".join(REPETITION_KEYS),
-        help="comma-separated override keys pooled into one column (default: seed,split.fold)",
+        "--over", default="seed,split.fold", help="override keys pooled in a column"
     )
     args = parser.parse_args(argv)
     over = tuple(key.strip() for key in args.over.split(",") if key.strip())

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 import subprocess
 import tracemalloc
 from datetime import datetime
@@ -18,9 +17,9 @@ import torchaudio.functional as AF
 from hydra import compose, initialize_config_dir
 
 import segser.predict as predict_module
+from segser.data.audio import resample, stream_resampler
 from segser.data.features import segment_patches
 from segser.data.segmentation import count_segments, segment_waveform
-from segser.data.audio import resample, stream_resampler
 from segser.data.stream import SegmentCutter
 from segser.entry import CONF_DIR
 from segser.metrics.clip_accuracy import clip_votes

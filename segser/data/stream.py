@@ -22,6 +22,8 @@ AUDIO_EXTENSIONS = frozenset(
     {".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".aifc"}
     | {".au", ".snd", ".caf", ".w64", ".rf64"}
 )
+
+
 class SegmentCutter:
     """Cut a stream into exactly the segments segment_waveform gives on the whole clip."""
 

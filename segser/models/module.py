@@ -60,9 +60,7 @@ class SegmentEmotionClassifier(L.LightningModule):
         )
         return loss
 
-    def _evaluate(
-        self, batch: tuple[torch.Tensor, ...], stage: str, metrics: ClipMetrics
-    ) -> None:
+    def _evaluate(self, batch: tuple[torch.Tensor, ...], stage: str, metrics: ClipMetrics) -> None:
         patches, labels, clip_ids = batch
         logits = self(patches)
         self.log(

@@ -22,9 +22,9 @@ import torch
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
+from segser.data.audio import AudioInfo, audio_info
 from segser.data.features import LogMelPatcher, LogMelSettings
 from segser.data.segmentation import count_segments
-from segser.data.audio import AudioInfo, audio_info
 from segser.data.stream import find_audio, stream_segments
 from segser.errors import SegserError
 from segser.metrics.clip_accuracy import clip_votes
@@ -241,7 +241,8 @@ def new_output_dir(parent: Path) -> Path:
             except FileExistsError:
                 continue
     except OSError as error:
-        raise SegserError(f"{parent}: cannot create an output folder ({error}). Pass --out DIR.")
+        message = f"{parent}: cannot create an output folder ({error.strerror}). Pass --out DIR."
+        raise SegserError(message) from None
     raise SegserError(f"{parent}: 999 output folders named {stamp}*. Pass --out DIR.")
 
 
@@ -270,4 +271,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     failed = f"; {len(errors)} input(s) failed, see the errors above" if errors else ""
     print(f"Predictions for {done} file(s) written to {out_dir}{failed}")
     return 2 if errors else 0
-

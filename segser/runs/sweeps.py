@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,37 +45,22 @@ class Sweep:
         return self.jobs[~self.jobs.succeeded]
 
 
-def _job_dirs(sweep: Path) -> list[Path]:
-    """A sweep's job dirs in job order (Hydra names them 0, 1, ...; empty ones count too)."""
-    found = [c for c in sweep.iterdir() if c.is_dir() and (c.name.isdigit() or _is_job(c))]
-    return sorted(found, key=lambda c: (0, int(c.name), "") if c.name.isdigit() else (1, 0, c.name))
-
-
 def _is_job(path: Path) -> bool:
     """A job's or run's own dir: what segser.train or Hydra writes into each one."""
-    files = ("metrics.json", "error.txt", ".hydra/overrides.yaml")
-    return any((path / name).is_file() for name in files)
+    return any((path / f).is_file() for f in ("metrics.json", "error.txt", ".hydra/overrides.yaml"))
 
 
 def _discover(root: Path) -> tuple[list[Path], list[Path]]:
-    """(sweep dirs, job dirs) under root; never descends into a run or a sweep it found."""
-    if _is_job(root):
-        return [], [root]
-    if (root / "multirun.yaml").is_file() or any(c.is_dir() and _is_job(c) for c in root.iterdir()):
-        return [root], _job_dirs(root)
-    sweeps, jobs = [], []
-    for dirpath, dirnames, filenames in os.walk(root):
-        here = Path(dirpath)
-        if "multirun.yaml" in filenames:
-            sweeps.append(here)
-            jobs.extend(_job_dirs(here))
-        elif here != root and _is_job(here):
-            jobs.append(here)
-        else:
-            dirnames.sort()
-            continue
-        dirnames.clear()
-    return sweeps, jobs
+    """(sweep dirs, job dirs in job order) under root; a sweep's job dirs may still be empty."""
+    dirs = [root, *sorted(p for p in root.rglob("*") if p.is_dir())]
+    sweeps = [d for d in dirs if (d / "multirun.yaml").is_file()]
+    sweeps += [] if sweeps or _is_job(root) or not any(map(_is_job, dirs[1:])) else [root]
+    jobs = [
+        c for s in sweeps for c in s.iterdir() if c.is_dir() and (c.name.isdigit() or _is_job(c))
+    ]
+    jobs += [d for d in dirs if _is_job(d) and d not in jobs]
+    jobs = [j for j in jobs if not set(j.parents) & set(jobs)]  # not a run's own subdirs
+    return sweeps, sorted(jobs, key=lambda j: (j.parent.as_posix(), j.name.zfill(12)))  # 2 < 10
 
 
 def read_job(path: Path, name: str) -> dict:
@@ -89,7 +73,9 @@ def read_job(path: Path, name: str) -> dict:
         except (OSError, yaml.YAMLError):
             loaded = None
         if not isinstance(loaded, list):
-            raise SegserError(f"{overrides}: not a list of overrides. Restore it or remove the job.")
+            raise SegserError(
+                f"{overrides}: not a list of overrides. Restore it or remove the job."
+            )
         row["overrides"] = tuple(str(o).lstrip("+") for o in loaded)  # `+seed=0` sets seed too
     metrics = path / "metrics.json"
     row["succeeded"] = metrics.is_file()

@@ -48,7 +48,8 @@ PAPER_SETTINGS = {  # (table, column) -> (segmentation, head.units); all on VGGi
 def read_paper_table(text: str) -> dict[str, dict[str, tuple[float, float]]]:
     """column -> metric -> (mean, std) from a table printed as `| metric | m ± s | ... |`."""
     header, *rows = (
-        [c.strip() for c in line.strip().strip("|").split("|")] for line in text.strip().splitlines()
+        [c.strip() for c in line.strip().strip("|").split("|")]
+        for line in text.strip().splitlines()
     )
     return {
         name: {row[0]: tuple(map(float, row[i].split("±"))) for row in rows}
@@ -81,18 +82,13 @@ def metric_names(jobs: pd.DataFrame) -> list[str]:
 
 def summarise(jobs: pd.DataFrame, labels: pd.Series, metrics: Sequence[str]) -> pd.DataFrame:
     """Mean, sample std (ddof=1) and count of each metric over each configuration's jobs."""
-    columns = list(dict.fromkeys(labels.dropna()))
-    full = pd.MultiIndex.from_product([columns, metrics], names=["column", "metric"])
     placed = jobs.succeeded & labels.notna()
-    done = jobs[placed].assign(column=labels[placed])
-    if done.empty:
-        return pd.DataFrame({"mean": np.nan, "std": np.nan, "n": 0}, index=full)
-    values = done.set_index("column")[[f"metrics.{m}" for m in metrics]]
-    values = values.rename(columns=lambda c: c.removeprefix("metrics.")).astype(float)
-    long = values.replace([np.inf, -np.inf], np.nan).stack().rename("value").reset_index()
-    long.columns = ["column", "metric", "value"]
-    stats = long.groupby(["column", "metric"]).value.agg(mean="mean", std="std", n="count")
-    return stats.reindex(full).fillna({"n": 0})
+    values = jobs[placed].reindex(columns=[f"metrics.{m}" for m in metrics]).astype(float)
+    values = values.set_axis(metrics, axis=1).replace([np.inf, -np.inf], np.nan)
+    stats = values.groupby(labels[placed]).agg(["mean", "std", "count"]).stack(level=0)
+    full = pd.MultiIndex.from_product([list(dict.fromkeys(labels.dropna())), metrics])
+    stats = stats.rename(columns={"count": "n"}).reindex(full, columns=["mean", "std", "n"])
+    return stats.fillna({"n": 0}).rename_axis(["column", "metric"])
 
 
 def cell_text(mean: float, std: float, n: float) -> str:
@@ -105,8 +101,8 @@ def text_table(cells: pd.DataFrame, metrics: Sequence[str]) -> pd.DataFrame:
     """Metrics down, columns across, `mean +- std (n)` in each cell ('-' where nothing is)."""
     text = pd.Series([cell_text(*row) for row in cells[["mean", "std", "n"]].to_numpy()])
     columns = list(dict.fromkeys(cells.index.get_level_values("column")))
-    table = text.set_axis(cells.index).unstack("column")
-    return table.reindex(index=list(metrics), columns=columns).fillna("-").rename_axis("metric")
+    table = text.set_axis(cells.index).unstack("column").reindex(list(metrics), columns=columns)
+    return table.fillna("-").rename_axis("metric")
 
 
 def mean_confusion(jobs: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
@@ -156,5 +152,4 @@ def compare_with_paper(
                 f"`{name}` ({source}): no configuration here has segmentation={segmentation}, "
                 f"head.units={units} on VGGish; added as an extra column."
             )
-    merged = pd.concat([cells, paper.assign(from_paper=True)]).fillna({"from_paper": False})
-    return merged.loc[order], notes
+    return pd.concat([cells, paper]).loc[order], notes
