@@ -71,19 +71,13 @@ def model_config(cfg: DictConfig) -> dict[str, Any]:
 def build_datamodule(
     cfg: DictConfig, clips: list[Clip], split_file: Path | None = None
 ) -> SegmentDataModule:
-    split = cfg.split
     return SegmentDataModule(
         clips=clips,
         classes=list(cfg.classes),
         cache_dir=cfg.paths.cache_dir,
         segmentation=segmentation_settings(cfg),
         features=feature_settings(cfg),
-        split_name=split.name,
-        split_seed=split.seed,
-        split_ratios=split.get("ratios", (0.8, 0.1, 0.1)),
-        split_fold=split.get("fold", 1),
-        split_test_speakers=split.get("test_speakers", ()),
-        split_val_fraction=split.get("val_fraction", 0.1),
+        split=instantiate(cfg.split),  # a partial: the split function with its settings
         batch_size=cfg.data.batch_size,
         num_workers=cfg.data.num_workers,
         on_bad_clip=cfg.data.on_bad_clip,
