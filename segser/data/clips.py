@@ -36,12 +36,12 @@ def label_counts(clips: Iterable[Clip], classes: Sequence[str] | None = None) ->
     return {label: counts.get(label, 0) for label in keys}
 
 
-def clip_duration_seconds(path: Path) -> float:
-    """Duration from the header; an empty or truncated file is a bad clip."""
-    # Imported here so that modules needing only `Clip` (splits, metrics) do not load soxr.
+def read_clip(clip_id: str, path: Path, label: str, speaker: str, session: str) -> Clip:
+    """A clip with its duration from the file's header; an unusable file raises BadClipError."""
+    # Imported here so that modules needing only `Clip` (splits, metrics) do not load torch.
     from segser.data.audio import audio_duration_seconds
 
-    return audio_duration_seconds(path)
+    return Clip(clip_id, path, label, speaker, session, audio_duration_seconds(path))
 
 
 class BadClips:

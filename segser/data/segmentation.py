@@ -39,15 +39,6 @@ def count_segments(
     return math.ceil(num_samples / hop)
 
 
-def segment_starts_seconds(
-    num_samples: int, sample_rate: int, window_seconds: float, hop_seconds: float
-) -> list[float]:
-    """Start time of each segment; segment i covers [start, start + window_seconds)."""
-    hop = _to_samples(hop_seconds, sample_rate, "hop_seconds")
-    count = count_segments(num_samples, sample_rate, window_seconds, hop_seconds)
-    return [i * hop / sample_rate for i in range(count)]
-
-
 def segment_waveform(
     waveform: torch.Tensor, sample_rate: int, window_seconds: float, hop_seconds: float
 ) -> torch.Tensor:

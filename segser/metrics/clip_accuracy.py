@@ -158,8 +158,8 @@ def fraction(correct: Tensor) -> Tensor:
     return correct.float().mean()
 
 
-class ClipMetricBase(Metric):
-    """Keeps every segment's logits, target and clip id; subclasses derive from `summary()`."""
+class SegmentMetric(Metric):
+    """What every metric here shares: segments of `num_classes` classes in, no gradient out."""
 
     is_differentiable = False
     higher_is_better = True
@@ -170,6 +170,13 @@ class ClipMetricBase(Metric):
         if num_classes < 2:
             raise ValueError(f"num_classes must be at least 2, got {num_classes}")
         self.num_classes = num_classes
+
+
+class ClipMetricBase(SegmentMetric):
+    """Keeps every segment's logits, target and clip id; subclasses derive from `summary()`."""
+
+    def __init__(self, num_classes: int, **kwargs: Any) -> None:
+        super().__init__(num_classes, **kwargs)
         self.add_state("logits", default=[], dist_reduce_fx="cat")
         self.add_state("target", default=[], dist_reduce_fx="cat")
         self.add_state("clip_ids", default=[], dist_reduce_fx="cat")
@@ -208,21 +215,14 @@ class ClipMetricBase(Metric):
         )
 
 
-class SegmentAccuracy(Metric):
+class SegmentAccuracy(SegmentMetric):
     """SA: fraction of segments whose argmax is the target.
 
     Needs no grouping by clip, so it keeps two counters instead of every segment.
     """
 
-    is_differentiable = False
-    higher_is_better = True
-    full_state_update = False
-
     def __init__(self, num_classes: int, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        if num_classes < 2:
-            raise ValueError(f"num_classes must be at least 2, got {num_classes}")
-        self.num_classes = num_classes
+        super().__init__(num_classes, **kwargs)
         self.add_state("correct", default=torch.tensor(0), dist_reduce_fx="sum")
         self.add_state("total", default=torch.tensor(0), dist_reduce_fx="sum")
 
@@ -238,33 +238,35 @@ class SegmentAccuracy(Metric):
         return self.correct.float() / self.total.clamp(min=1)
 
 
-class AbsoluteClipAccuracy(ClipMetricBase):
+class ClipAccuracy(ClipMetricBase):
+    """A clip accuracy: the share of clips that ClipSummary's `rule` property counts right."""
+
+    rule: str
+
+    def compute(self) -> Tensor:
+        """Share of clips right by this metric's rule (0.0 before any clip)."""
+        return fraction(getattr(self.summary(), self.rule))
+
+
+class AbsoluteClipAccuracy(ClipAccuracy):
     """ACA: fraction of clips whose every segment is predicted right."""
 
-    def compute(self) -> Tensor:
-        """Share of clips with all segments right."""
-        return fraction(self.summary().absolute_correct)
+    rule = "absolute_correct"
 
 
-class StandardClipAccuracy(ClipMetricBase):
+class StandardClipAccuracy(ClipAccuracy):
     """SCA: fraction of clips whose most-voted class is unique and right (a tie counts wrong)."""
 
-    def compute(self) -> Tensor:
-        """Share of clips won outright by the target."""
-        return fraction(self.summary().standard_correct)
+    rule = "standard_correct"
 
 
-class AverageLogitsClipAccuracy(ClipMetricBase):
+class AverageLogitsClipAccuracy(ClipAccuracy):
     """ALCA: fraction of clips whose mean segment logits have their argmax at the target."""
 
-    def compute(self) -> Tensor:
-        """Share of clips right by the mean-logits rule."""
-        return fraction(self.summary().average_logits_correct)
+    rule = "average_logits_correct"
 
 
-class BestClipAccuracy(ClipMetricBase):
+class BestClipAccuracy(ClipAccuracy):
     """BCA: fraction of clips whose target is among the most-voted classes (ties count right)."""
 
-    def compute(self) -> Tensor:
-        """Share of clips where the target has the most votes, shared or not."""
-        return fraction(self.summary().best_correct)
+    rule = "best_correct"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from segser.data.segmentation import count_segments, segment_starts_seconds, segment_waveform
+from segser.data.segmentation import count_segments, segment_waveform
 
 SR = 16000
 
@@ -50,11 +50,6 @@ def test_empty_clip_is_rejected() -> None:
 def test_zero_hop_is_rejected() -> None:
     with pytest.raises(ValueError, match="hop_seconds"):
         count_segments(SR, SR, 1.0, 0.0)
-
-
-def test_segment_starts_seconds() -> None:
-    starts = segment_starts_seconds(round(4.3 * SR), SR, 1.0, 0.5)
-    assert starts == pytest.approx([0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0])
 
 
 def _expected_segments(waveform: list[float], window: int, hop: int) -> list[list[float]]:
