@@ -7,6 +7,7 @@ paper's Tables 3 and 4 join as columns matched to ours by setting.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -19,57 +20,23 @@ PAPER_PROTOCOL = (
     "IEMOCAP 4 classes, random 8:1:1 split of clips, VGGish + one hidden layer of N units, "
     f"mean +- std over {PAPER_RUNS} runs; UA and WA not reported"
 )
-# The paper's Tables 3 and 4 as printed (section 4.4), and the setting behind each column.
-PAPER_TABLES = {
-    "Table 3": """
-        |      | Non-overlapping Seg. | Overlapping Seg. |
-        | SA   | 0.564 ± 0.006 | 0.561 ± 0.011 |
-        | ACA  | 0.196 ± 0.010 | 0.125 ± 0.010 |
-        | SCA  | 0.559 ± 0.009 | 0.621 ± 0.019 |
-        | ALCA | 0.668 ± 0.014 | 0.687 ± 0.019 |
-        | BCA  | 0.707 ± 0.011 | 0.703 ± 0.017 |""",
-    "Table 4": """
-        |      | N = 100 | N = 200 | N = 400 |
-        | SA   | 0.560 ± 0.012 | 0.561 ± 0.011 | 0.559 ± 0.017 |
-        | ACA  | 0.132 ± 0.012 | 0.125 ± 0.010 | 0.131 ± 0.010 |
-        | SCA  | 0.616 ± 0.017 | 0.621 ± 0.019 | 0.617 ± 0.022 |
-        | ALCA | 0.684 ± 0.020 | 0.687 ± 0.019 | 0.674 ± 0.018 |
-        | BCA  | 0.703 ± 0.013 | 0.703 ± 0.017 | 0.699 ± 0.020 |""",
-}
-PAPER_SETTINGS = {  # (table, column) -> (segmentation, head.units); all on VGGish
-    ("Table 3", "Non-overlapping Seg."): ("nonoverlap", 200),
-    ("Table 3", "Overlapping Seg."): ("overlap", 200),
-    ("Table 4", "N = 100"): ("overlap", 100),
-    ("Table 4", "N = 200"): ("overlap", 200),  # the same runs as Table 3's overlapping column
-    ("Table 4", "N = 400"): ("overlap", 400),
-}
+# The paper's Tables 3 and 4 as printed (section 4.4), a row per printed column, with its
+# setting (VGGish, segmentation, head units); Table 4's N = 200 repeats Table 3's overlapping runs.
+PAPER_TABLES = Path(__file__).with_name("paper_tables.csv")
 
 
-def read_paper_table(text: str) -> dict[str, dict[str, tuple[float, float]]]:
-    """column -> metric -> (mean, std) from a table printed as `| metric | m ± s | ... |`."""
-    header, *rows = (
-        [c.strip() for c in line.strip().strip("|").split("|")]
-        for line in text.strip().splitlines()
+def paper_cells() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The paper's cells, a column per distinct setting; each setting and where it is printed."""
+    printed = pd.read_csv(PAPER_TABLES, encoding="utf-8")
+    printed["column"] = "paper: " + printed.segmentation + " N=" + printed.units.astype(str)
+    settings = printed.groupby("column", sort=False).agg(
+        segmentation=("segmentation", "first"),
+        units=("units", "first"),
+        source=("source", " = ".join),
     )
-    return {
-        name: {row[0]: tuple(map(float, row[i].split("±"))) for row in rows}
-        for i, name in enumerate(header[1:], start=1)
-    }
-
-
-def paper_cells() -> tuple[pd.DataFrame, dict[tuple[str, int], str]]:
-    """The paper's cells, one column per distinct setting, and where each setting is printed."""
-    sources: dict[tuple[str, int], list[str]] = {}
-    rows = []
-    for table, text in PAPER_TABLES.items():
-        for name, values in read_paper_table(text).items():
-            setting = PAPER_SETTINGS[(table, name)]
-            column = f"paper: {setting[0]} N={setting[1]}"
-            if setting not in sources:
-                rows += [(column, m, mean, std, PAPER_RUNS) for m, (mean, std) in values.items()]
-            sources.setdefault(setting, []).append(f"{table} '{name}'")
-    cells = pd.DataFrame(rows, columns=["column", "metric", "mean", "std", "n"])
-    return cells.set_index(["column", "metric"]), {s: " = ".join(v) for s, v in sources.items()}
+    stacked = printed.drop_duplicates("column").set_index("column")[list(PAPER_METRICS)].stack()
+    cells = stacked.str.split(" ± ", expand=True).astype(float).set_axis(["mean", "std"], axis=1)
+    return cells.assign(n=PAPER_RUNS).rename_axis(["column", "metric"]), settings
 
 
 def metric_names(jobs: pd.DataFrame) -> list[str]:
@@ -126,30 +93,26 @@ def compare_with_paper(
     cells: pd.DataFrame, jobs: pd.DataFrame, labels: pd.Series
 ) -> tuple[pd.DataFrame, list[str]]:
     """Ours with each matching paper column beside it; unmatched paper columns at the end."""
-    paper, sources = paper_cells()
+    paper, settings = paper_cells()
     done = jobs[jobs.succeeded].assign(column=labels[jobs.succeeded])
-    done = done.drop_duplicates("column").set_index("column")
-    order, notes, placed = [], [f"Paper columns: {PAPER_PROTOCOL}."], set()
-    for column in dict.fromkeys(cells.index.get_level_values("column")):
-        order.append(column)
-        if column not in done.index:
-            continue
-        job = done.loc[column]
+    order, notes = [], [f"Paper columns: {PAPER_PROTOCOL}."]
+    for job in done.drop_duplicates("column").to_dict("records"):
+        order.append(job["column"])
         units = pd.to_numeric(job.get("config.head.units"), errors="coerce")  # NaN-holed: float
-        matches = [s for s in sources if s == (job.get("config.segmentation.name"), units)]
-        if not matches or job.get("config.backbone.name", "vggish") != "vggish":
+        match = settings[(settings.segmentation == job.get("config.segmentation.name"))]
+        match = match[match.units == units].index
+        if match.empty or job.get("config.backbone.name", "vggish") != "vggish":
             continue
-        name = f"paper: {matches[0][0]} N={matches[0][1]}"
         ours = f"dataset={job.get('config.dataset.name', '?')}, split={job.get('split.name', '?')}"
-        notes.append(f"`{column}` matches `{name}`, {sources[matches[0]]} (ours: {ours}).")
-        order += [] if name in placed else [name]
-        placed.add(name)
-    for (segmentation, units), source in sources.items():
-        name = f"paper: {segmentation} N={units}"
-        if name not in placed:
-            order.append(name)
-            notes.append(
-                f"`{name}` ({source}): no configuration here has segmentation={segmentation}, "
-                f"head.units={units} on VGGish; added as an extra column."
-            )
+        source = settings.source[match[0]]
+        notes.append(f"`{job['column']}` matches `{match[0]}`, {source} (ours: {ours}).")
+        order += [] if match[0] in order else [match[0]]
+    for name, setting in settings.drop(order, errors="ignore").iterrows():
+        order.append(name)
+        notes.append(
+            f"`{name}` ({setting.source}): no configuration here has segmentation="
+            f"{setting.segmentation}, head.units={setting.units} on VGGish; added as an extra "
+            "column."
+        )
+    order += [c for c in dict.fromkeys(cells.index.get_level_values(0)) if c not in order]
     return pd.concat([cells, paper]).loc[order], notes
