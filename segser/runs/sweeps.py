@@ -65,34 +65,26 @@ def _discover(root: Path) -> tuple[list[Path], list[Path]]:
 
 def read_job(path: Path, name: str) -> dict:
     """One job dir as a row; an unreadable metrics.json or overrides.yaml is the user's to fix."""
-    row: dict = {"name": name, "path": path, "overrides": None, "error": None}
-    overrides = path / ".hydra" / "overrides.yaml"
-    if overrides.is_file():
-        try:
-            loaded = yaml.safe_load(overrides.read_text()) or []
-        except (OSError, yaml.YAMLError):
-            loaded = None
-        if not isinstance(loaded, list):
-            raise SegserError(
-                f"{overrides}: not a list of overrides. Restore it or remove the job."
-            )
-        row["overrides"] = tuple(str(o).lstrip("+") for o in loaded)  # `+seed=0` sets seed too
-    metrics = path / "metrics.json"
-    row["succeeded"] = metrics.is_file()
-    if row["succeeded"]:
-        try:
-            payload = json.loads(metrics.read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise SegserError(
-                f"{metrics}: cannot read it ({error}). Rerun that job, or delete the file "
-                "to have the job listed as missing."
-            ) from None
-        if not isinstance(payload, dict) or not isinstance(payload.get("metrics"), dict):
-            raise SegserError(f"{metrics}: not a segser metrics.json (no 'metrics' object).")
-        row = {**payload, **row, "overrides": row["overrides"] or ()}
-    if (path / "error.txt").is_file():
-        text = " ".join((path / "error.txt").read_text(errors="replace").split())
-        row["error"] = (text[:297] + "...") if len(text) > 300 else text or "(empty error.txt)"
+    row: dict = {"name": name, "path": path, "overrides": None, "error": None, "succeeded": False}
+    try:
+        if (file := path / ".hydra" / "overrides.yaml").is_file():
+            loaded = yaml.safe_load(file.read_text()) or []
+            if not isinstance(loaded, list):
+                raise TypeError("not a list of override strings")
+            row["overrides"] = tuple(str(o).lstrip("+") for o in loaded)  # `+seed=0` sets seed
+        if (file := path / "metrics.json").is_file():
+            payload = json.loads(file.read_text())
+            metrics = dict(payload["metrics"])  # not a segser metrics.json: TypeError, KeyError
+            row = {**payload, **row, "metrics": metrics, "succeeded": True}
+            row["overrides"] = row["overrides"] or ()  # a run without Hydra's multirun
+    except (OSError, ValueError, TypeError, KeyError, yaml.YAMLError) as error:
+        raise SegserError(
+            f"{file}: cannot read it ({error}). Rerun that job, or delete the file to have "
+            "the job listed as missing."
+        ) from None
+    if (error := path / "error.txt").is_file():
+        text = " ".join(error.read_text(errors="replace").split()) or "(empty error.txt)"
+        row["error"] = text if len(text) <= 300 else text[:297] + "..."  # a crash can run on
     return row
 
 
