@@ -79,7 +79,6 @@ def build_datamodule(
 ) -> SegmentDataModule:
     """`backbone`: the model's; with backbone.freeze=true (and data.cache_embeddings) the
     datamodule serves its embeddings, computed once and cached, instead of patches."""
-    split = cfg.split
     frozen = (
         backbone is not None
         and cfg.backbone.get("freeze", False)
@@ -91,12 +90,7 @@ def build_datamodule(
         cache_dir=cfg.paths.cache_dir,
         segmentation=segmentation_settings(cfg),
         features=feature_settings(cfg),
-        split_name=split.name,
-        split_seed=split.seed,
-        split_ratios=split.get("ratios", (0.8, 0.1, 0.1)),
-        split_fold=split.get("fold", 1),
-        split_test_speakers=split.get("test_speakers", ()),
-        split_val_fraction=split.get("val_fraction", 0.1),
+        split=instantiate(cfg.split),  # a partial: the split function with its settings
         batch_size=cfg.data.batch_size,
         num_workers=cfg.data.num_workers,
         on_bad_clip=cfg.data.on_bad_clip,

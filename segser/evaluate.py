@@ -130,7 +130,7 @@ def evaluate(
         num_workers=cfg.data.num_workers,
         on_bad_clip=cfg.data.on_bad_clip,
         split_file=out_dir / "split.json",
-        clip_split=given_split,
+        split=given_split,
     )
     datamodule.setup()
     if not datamodule.split.test:

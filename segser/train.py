@@ -6,6 +6,7 @@ write metrics.json, predictions.csv and the confusion matrix into the Hydra run 
 
 from __future__ import annotations
 
+import csv
 import json
 import logging
 from pathlib import Path
@@ -94,9 +95,7 @@ def train(cfg: DictConfig, out_dir: Path, group: str | None = None) -> dict[str,
                 default_root_dir=out_dir,
             )
         trainer.test(model, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
-        payload = save_test_results(
-            cfg, out_dir, model, datamodule, clips, best, epochs_trained
-        )
+        payload = save_test_results(cfg, out_dir, model, datamodule, clips, best, epochs_trained)
         for logger in loggers:
             if isinstance(logger, WandbLogger):
                 log_to_wandb(logger, out_dir, payload)
@@ -121,13 +120,8 @@ def save_test_results(
     epochs_trained: int,
 ) -> dict[str, Any]:
     """predictions.csv, metrics.json and the confusion matrix from the test epoch's outputs."""
-    logits, labels, clip_index = (
-        torch.cat(parts) for parts in zip(*model.test_outputs, strict=True)
-    )
     rows = prediction_rows(
-        logits,
-        labels,
-        clip_index,
+        model.test_clips,
         datamodule.datasets["test"].segment_index(),
         [c.clip_id for c in clips],
         list(cfg.classes),
@@ -139,7 +133,7 @@ def save_test_results(
         model.test_results,
         list(cfg.classes),
         num_test_clips=len(datamodule.split.test),
-        num_test_segments=len(labels),
+        num_test_segments=len(rows),
         split=datamodule.split.description,
         best_checkpoint=best,
         epochs_trained=epochs_trained,
@@ -154,8 +148,8 @@ def save_test_results(
 def log_to_wandb(logger: WandbLogger, out_dir: Path, payload: dict[str, Any]) -> None:
     """Confusion matrix image and predictions table beside the per-epoch metrics."""
     logger.log_image(key="test/confusion_matrix", images=[str(out_dir / "confusion_matrix.png")])
-    with open(out_dir / "predictions.csv") as handle:
-        header, *body = (line.rstrip("\n").split(",") for line in handle)
+    with open(out_dir / "predictions.csv", newline="") as handle:
+        header, *body = csv.reader(handle)
     logger.log_table(key="test/predictions", columns=header, data=body)
     logger.experiment.summary.update({f"test/{k}": v for k, v in payload["metrics"].items()})
 

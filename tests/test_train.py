@@ -123,3 +123,29 @@ def test_diverged_training_ends_in_one_line_and_writes_no_metrics(tmp_path: Path
     assert "Traceback" not in result.stderr
     assert not list((tmp_path / "outputs").rglob("metrics.json"))
     assert not list((tmp_path / "outputs").rglob("*.ckpt"))
+
+
+class RecordingLogger:
+    """Stands in for WandbLogger: keeps what log_to_wandb hands it."""
+
+    def __init__(self) -> None:
+        self.tables: dict[str, tuple[list[str], list[list[str]]]] = {}
+        self.experiment = type("Run", (), {"summary": {}})()
+
+    def log_image(self, key: str, images: list[str]) -> None:
+        pass
+
+    def log_table(self, key: str, columns: list[str], data: list[list[str]]) -> None:
+        self.tables[key] = (columns, data)
+
+
+def test_wandb_predictions_table_reads_csv_quoting(tmp_path: Path) -> None:
+    from segser.train import log_to_wandb
+
+    rows = [["clip_id", "label"], ["Ses01F_impro01, take 2", "happy"], ['say "hi"', "sad"]]
+    with open(tmp_path / "predictions.csv", "w", newline="") as handle:
+        csv.writer(handle).writerows(rows)
+    logger = RecordingLogger()
+    log_to_wandb(logger, tmp_path, {"metrics": {"ALCA": 0.5}})
+    assert logger.tables["test/predictions"] == (rows[0], rows[1:])
+    assert logger.experiment.summary == {"test/ALCA": 0.5}

@@ -20,10 +20,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torchaudio
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from segser.data.audio import load_audio
+from segser.data.audio import RESAMPLER_ID, load_audio
 from segser.data.cache_entry import (
     BrokenEntry,
     map_rows,
@@ -39,10 +38,8 @@ from segser.errors import BadClipError, SegserError
 
 log = logging.getLogger("segser")
 
-CACHE_FORMAT_VERSION = 2  # 2: key covers mtime_ns, the resampler and segmentation.tail
+CACHE_FORMAT_VERSION = 3  # 2: key covers mtime_ns, the resampler, segmentation.tail; 3: soxr
 PROGRESS_EVERY_CLIPS = 64
-# load_audio resamples with torchaudio's default sinc filter: its version is part of the key.
-RESAMPLER = f"torchaudio.functional.resample {torchaudio.__version__}"
 
 
 def cache_key(
@@ -52,7 +49,7 @@ def cache_key(
     digest = hashlib.sha256()
     digest.update(
         json.dumps(
-            [CACHE_FORMAT_VERSION, RESAMPLER, asdict(segmentation), asdict(features)]
+            [CACHE_FORMAT_VERSION, RESAMPLER_ID, asdict(segmentation), asdict(features)]
         ).encode()
     )
     for clip in clips:

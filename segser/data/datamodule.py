@@ -6,7 +6,7 @@ With a frozen backbone, batches carry its cached embeddings [B, D] instead of pa
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import lightning as L
@@ -20,7 +20,7 @@ from segser.data.clips import Clip
 from segser.data.embedding_cache import build_or_open_embeddings
 from segser.data.features import LogMelSettings
 from segser.data.segmentation import SegmentationSettings
-from segser.data.splits import ClipSplit, make_split
+from segser.data.splits import ClipSplit, SplitFunction
 from segser.errors import SegserError
 
 log = logging.getLogger("segser")
@@ -60,7 +60,10 @@ class SegmentDataset(Dataset):
 
 
 class SegmentDataModule(L.LightningDataModule):
-    """Builds the feature cache once, splits at clip level, and serves segment batches."""
+    """Builds the feature cache once, splits at clip level, and serves segment batches.
+
+    `split` maps the clips that have patches to a ClipSplit (a conf/split partial).
+    """
 
     def __init__(
         self,
@@ -69,18 +72,12 @@ class SegmentDataModule(L.LightningDataModule):
         cache_dir: str | Path,
         segmentation: SegmentationSettings,
         features: LogMelSettings,
-        split_name: str = "random",
-        split_seed: int = 0,
-        split_ratios: Sequence[float] = (0.8, 0.1, 0.1),
-        split_fold: int = 1,
-        split_test_speakers: Sequence[str] = (),
-        split_val_fraction: float = 0.1,
+        split: SplitFunction,
         batch_size: int = 32,
         num_workers: int = 0,
         on_bad_clip: str = "fail",
         split_file: str | Path | None = None,
         frozen_backbone: nn.Module | None = None,
-        clip_split: Callable[[list[Clip]], ClipSplit] | None = None,
     ) -> None:
         """`frozen_backbone`: serve its cached embeddings instead of patches (computed once)."""
         super().__init__()
@@ -100,20 +97,12 @@ class SegmentDataModule(L.LightningDataModule):
         self.cache_dir = Path(cache_dir)
         self.segmentation = segmentation
         self.features = features
-        self.split_kwargs = dict(
-            name=split_name,
-            seed=split_seed,
-            ratios=tuple(split_ratios),
-            fold=split_fold,
-            test_speakers=tuple(split_test_speakers),
-            val_fraction=split_val_fraction,
-        )
+        self.make_split = split
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.on_bad_clip = on_bad_clip
         self.split_file = Path(split_file) if split_file else None
         self.frozen_backbone = frozen_backbone
-        self.clip_split = clip_split  # a given split (evaluate: the run's clip ids), else drawn
         self.cache: PatchCache | None = None
         self.split: ClipSplit | None = None
         self.datasets: dict[str, SegmentDataset] = {}
@@ -139,8 +128,7 @@ class SegmentDataModule(L.LightningDataModule):
                 self.cache.directory,
             )
         kept = self.cache.kept_clip_indices
-        kept_clips = [self.clips[i] for i in kept]
-        split = (self.clip_split or (lambda c: make_split(c, **self.split_kwargs)))(kept_clips)
+        split = self.make_split([self.clips[i] for i in kept])
         self.split = ClipSplit(
             [kept[i] for i in split.train],
             [kept[i] for i in split.val],

@@ -12,8 +12,8 @@ from functools import cache
 
 import numpy as np
 import torch
-import torchaudio.functional as AF
 
+from segser.data.audio import resample
 from segser.data.segmentation import Tail, segment_waveform
 
 # HTK mel scale constants used by the reference (mel_features.hertz_to_mel).
@@ -164,6 +164,6 @@ def segment_patches(
     patcher = _default_patcher(audio.device)
     rate = patcher.settings.sample_rate_hz
     if sample_rate != rate:
-        audio = AF.resample(audio, orig_freq=sample_rate, new_freq=rate)
+        audio = torch.from_numpy(resample(audio.cpu().numpy(), sample_rate, rate)).to(audio.device)
     segments = segment_waveform(audio, rate, window, hop, tail)
     return patcher(segments).float()  # float32 like the reference, even from float64 audio

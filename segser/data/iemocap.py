@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from segser.data.clips import BadClipPolicy, BadClips, Clip, clip_duration_seconds
+from segser.data.clips import BadClipPolicy, BadClips, Clip, read_clip
 from segser.data.segmentation import TAILS, count_segments
 from segser.errors import BadClipError, SegserError
 
@@ -94,20 +94,9 @@ def read_iemocap(
                     continue
                 path = wav_dir / f"{utterance}.wav"
                 try:
-                    duration = clip_duration_seconds(path)
+                    clips.append(read_clip(utterance, path, label_map[code], speaker, session))
                 except BadClipError as err:
                     bad_clips.handle(err)
-                    continue
-                clips.append(
-                    Clip(
-                        clip_id=utterance,
-                        path=path,
-                        label=label_map[code],
-                        speaker=speaker,
-                        session=session,
-                        duration_seconds=duration,
-                    )
-                )
     return bad_clips.finish(clips)
 
 

@@ -42,12 +42,17 @@ def segment_predictions(logits: Tensor) -> Tensor:
 
 @dataclass(frozen=True)
 class ClipVotes:
-    """Per-clip aggregates of segment logits, one row per clip sorted by clip id."""
+    """The clip table: one row per clip sorted by clip id, built once from the segment logits.
+
+    Metrics, the run's predictions.csv and `segser.predict` all read their clip decisions here.
+    """
 
     clip_ids: Tensor  # [K] int64, sorted, unique
     segments: Tensor  # [K] int64, number of segments of each clip
     votes: Tensor  # [K, C] int64, segments of the clip whose argmax is each class (finite only)
     mean_logits: Tensor  # [K, C] float, mean of the clip's raw segment logits
+    segment_logits: Tensor  # [N, C] the segments' logits, in the order they came
+    segment_clip: Tensor  # [N] int64, each segment's row in this table
 
     @property
     def majority_prediction(self) -> Tensor:
@@ -144,7 +149,7 @@ def _group(logits: Tensor, ids: Tensor, inverse: Tensor, num_classes: int) -> Cl
     dtype = torch.promote_types(logits.dtype, torch.float32)
     sums = torch.zeros(clips, num_classes, dtype=dtype, device=logits.device)
     sums.index_add_(0, inverse, logits.to(dtype))
-    return ClipVotes(ids, segments, votes, sums / segments.unsqueeze(1))
+    return ClipVotes(ids, segments, votes, sums / segments.unsqueeze(1), logits, inverse)
 
 
 def clip_summary(logits: Tensor, target: Tensor, clip_ids: Tensor, num_classes: int) -> ClipSummary:
@@ -169,7 +174,7 @@ def clip_summary(logits: Tensor, target: Tensor, clip_ids: Tensor, num_classes: 
             f"{bad.numel()} clip(s) have segments with different targets, e.g. clip ids "
             f"{bad[:5].tolist()}; every segment of a clip must carry the clip's label"
         )
-    return ClipSummary(ids, votes.segments, votes.votes, votes.mean_logits, lowest)
+    return ClipSummary(**vars(votes), target=lowest)
 
 
 def fraction(correct: Tensor) -> Tensor:
@@ -179,8 +184,8 @@ def fraction(correct: Tensor) -> Tensor:
     return correct.float().mean()
 
 
-class ClipMetricBase(Metric):
-    """Keeps every segment's logits, target and clip id; subclasses derive from `summary()`."""
+class SegmentMetric(Metric):
+    """What every metric here shares: segments of `num_classes` classes in, no gradient out."""
 
     is_differentiable = False
     higher_is_better = True
@@ -191,6 +196,13 @@ class ClipMetricBase(Metric):
         if num_classes < 2:
             raise ValueError(f"num_classes must be at least 2, got {num_classes}")
         self.num_classes = num_classes
+
+
+class ClipMetricBase(SegmentMetric):
+    """Keeps every segment's logits, target and clip id; subclasses derive from `summary()`."""
+
+    def __init__(self, num_classes: int, **kwargs: Any) -> None:
+        super().__init__(num_classes, **kwargs)
         self.add_state("logits", default=[], dist_reduce_fx="cat")
         self.add_state("target", default=[], dist_reduce_fx="cat")
         self.add_state("clip_ids", default=[], dist_reduce_fx="cat")
@@ -229,21 +241,14 @@ class ClipMetricBase(Metric):
         )
 
 
-class SegmentAccuracy(Metric):
+class SegmentAccuracy(SegmentMetric):
     """SA: fraction of segments whose argmax is the target.
 
     Needs no grouping by clip, so it keeps two counters instead of every segment.
     """
 
-    is_differentiable = False
-    higher_is_better = True
-    full_state_update = False
-
     def __init__(self, num_classes: int, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        if num_classes < 2:
-            raise ValueError(f"num_classes must be at least 2, got {num_classes}")
-        self.num_classes = num_classes
+        super().__init__(num_classes, **kwargs)
         self.add_state("correct", default=torch.tensor(0), dist_reduce_fx="sum")
         self.add_state("total", default=torch.tensor(0), dist_reduce_fx="sum")
 
@@ -259,33 +264,35 @@ class SegmentAccuracy(Metric):
         return self.correct.float() / self.total.clamp(min=1)
 
 
-class AbsoluteClipAccuracy(ClipMetricBase):
+class ClipAccuracy(ClipMetricBase):
+    """A clip accuracy: the share of clips that ClipSummary's `rule` property counts right."""
+
+    rule: str
+
+    def compute(self) -> Tensor:
+        """Share of clips right by this metric's rule (0.0 before any clip)."""
+        return fraction(getattr(self.summary(), self.rule))
+
+
+class AbsoluteClipAccuracy(ClipAccuracy):
     """ACA: fraction of clips whose every segment is predicted right."""
 
-    def compute(self) -> Tensor:
-        """Share of clips with all segments right."""
-        return fraction(self.summary().absolute_correct)
+    rule = "absolute_correct"
 
 
-class StandardClipAccuracy(ClipMetricBase):
+class StandardClipAccuracy(ClipAccuracy):
     """SCA: fraction of clips whose most-voted class is unique and right (a tie counts wrong)."""
 
-    def compute(self) -> Tensor:
-        """Share of clips won outright by the target."""
-        return fraction(self.summary().standard_correct)
+    rule = "standard_correct"
 
 
-class AverageLogitsClipAccuracy(ClipMetricBase):
+class AverageLogitsClipAccuracy(ClipAccuracy):
     """ALCA: fraction of clips whose mean segment logits have their argmax at the target."""
 
-    def compute(self) -> Tensor:
-        """Share of clips right by the mean-logits rule."""
-        return fraction(self.summary().average_logits_correct)
+    rule = "average_logits_correct"
 
 
-class BestClipAccuracy(ClipMetricBase):
+class BestClipAccuracy(ClipAccuracy):
     """BCA: fraction of clips whose target is among the most-voted classes (ties count right)."""
 
-    def compute(self) -> Tensor:
-        """Share of clips where the target has the most votes, shared or not."""
-        return fraction(self.summary().best_correct)
+    rule = "best_correct"

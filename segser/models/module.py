@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from segser.errors import SegserError
+from segser.metrics.clip_accuracy import ClipSummary
 from segser.metrics.collection import ACCURACY_NAMES, ClipMetrics
 
 OptimizerFactory = Callable[[Iterable[dict[str, Any]]], torch.optim.Optimizer]
@@ -40,9 +41,9 @@ class SegmentEmotionClassifier(L.LightningModule):
         if freeze_backbone:
             self.backbone.requires_grad_(False)
         self.loss = nn.CrossEntropyLoss()
-        self.val_metrics = ClipMetrics(len(self.classes), class_names=self.classes)
-        self.test_metrics = ClipMetrics(len(self.classes), class_names=self.classes)
-        self.test_outputs: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+        self.val_metrics = ClipMetrics(len(self.classes))
+        self.test_metrics = ClipMetrics(len(self.classes))
+        self.test_clips: ClipSummary | None = None  # the clip table the test metrics scored
         # Whether every loss and logit of the epoch so far was finite, kept on the device so
         # that checking costs one sync per epoch, not one per step (None: nothing seen yet).
         self.finite: dict[str, torch.Tensor | None] = {"train": None, "val": None}
@@ -86,9 +87,7 @@ class SegmentEmotionClassifier(L.LightningModule):
         )
         return loss
 
-    def _evaluate(
-        self, batch: tuple[torch.Tensor, ...], stage: str, metrics: ClipMetrics
-    ) -> torch.Tensor:
+    def _evaluate(self, batch: tuple[torch.Tensor, ...], stage: str, metrics: ClipMetrics) -> None:
         patches, labels, clip_ids = batch
         logits = self.segment_logits(patches)
         loss = self.loss(logits, labels)
@@ -102,15 +101,12 @@ class SegmentEmotionClassifier(L.LightningModule):
             sync_dist=True,
         )
         metrics.update(logits, labels, clip_ids)
-        return logits
 
     def validation_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> None:
         self._evaluate(batch, "val", self.val_metrics)
 
     def test_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> None:
-        logits = self._evaluate(batch, "test", self.test_metrics)
-        _, labels, clip_ids = batch
-        self.test_outputs.append((logits.detach().float().cpu(), labels.cpu(), clip_ids.cpu()))
+        self._evaluate(batch, "test", self.test_metrics)
 
     def _log_clip_metrics(self, stage: str, metrics: ClipMetrics) -> dict[str, torch.Tensor]:
         values = metrics.compute()
@@ -131,11 +127,9 @@ class SegmentEmotionClassifier(L.LightningModule):
     def on_train_epoch_end(self) -> None:
         self._stop_if_diverged("train")
 
-    def on_test_epoch_start(self) -> None:
-        self.test_outputs = []
-
     def on_test_epoch_end(self) -> None:
         self.test_results = self._log_clip_metrics("test", self.test_metrics)
+        self.test_clips = self.test_metrics.clips
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         if self.optimizer_factory is None:
