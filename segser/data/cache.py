@@ -13,18 +13,18 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from segser.data.audio import RESAMPLER_ID, load_audio
 from segser.data.cache_entry import (
     BrokenEntry,
+    build_progress,
+    checkpoint_build,
     map_rows,
     open_or_build,
     read_arrays,
@@ -157,17 +157,9 @@ def _build(
     patcher = LogMelPatcher(features)
 
     def checkpoint(handle) -> None:
-        handle.flush()
-        os.fsync(handle.fileno())
-        write_json_atomically(progress_path, state)
+        checkpoint_build(handle, progress_path, state)
 
-    columns = (
-        TextColumn("[bold]feature cache"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-    )
-    with open(data_path, "ab") as handle, Progress(*columns) as bar:
+    with open(data_path, "ab") as handle, build_progress("feature cache") as bar:
         task = bar.add_task("clips", total=len(clips), completed=state["clips_done"])
         for index in range(state["clips_done"], len(clips)):
             clip = clips[index]

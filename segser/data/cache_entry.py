@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 from filelock import FileLock
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from segser.errors import SegserError
 
@@ -46,6 +47,20 @@ def write_json_atomically(path: Path, payload: dict[str, Any]) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(payload))
     os.replace(tmp, path)
+
+
+def build_progress(what: str) -> Progress:
+    """The progress bar every cache build shows: what, bar, done/total, time left."""
+    return Progress(
+        TextColumn(f"[bold]{what}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()
+    )
+
+
+def checkpoint_build(handle: Any, progress_path: Path, state: dict[str, Any]) -> None:
+    """Flush the rows appended so far to disk, then record the state a killed build resumes from."""
+    handle.flush()
+    os.fsync(handle.fileno())
+    write_json_atomically(progress_path, state)
 
 
 def read_arrays(path: Path, lengths: dict[str, int]) -> dict[str, np.ndarray]:
