@@ -17,7 +17,7 @@ import torchaudio.functional as AF
 from hydra import compose, initialize_config_dir
 
 import segser.predict as predict_module
-from segser.data.features import segment_patches
+from segser.data.clip_patches import segment_patches
 from segser.data.segmentation import count_segments, segment_waveform
 from segser.data.stream import BlockResampler, SegmentCutter
 from segser.entry import CONF_DIR

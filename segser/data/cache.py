@@ -17,14 +17,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 from filelock import FileLock
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from segser.data.audio import load_audio
+from segser.data.clip_patches import clip_patches
 from segser.data.clips import Clip
 from segser.data.features import LogMelPatcher, LogMelSettings
-from segser.data.segmentation import SegmentationSettings, segment_waveform
+from segser.data.segmentation import SegmentationSettings
 from segser.errors import BadClipError
 
 log = logging.getLogger("segser")
@@ -99,11 +99,7 @@ def _patches_for_clip(
     clip: Clip, patcher: LogMelPatcher, segmentation: SegmentationSettings, sample_rate: int
 ) -> np.ndarray:
     waveform = load_audio(clip.path, sample_rate)
-    segments = segment_waveform(
-        waveform, sample_rate, segmentation.window_seconds, segmentation.hop_seconds
-    )
-    with torch.no_grad():
-        return patcher(segments)[:, 0].numpy().astype(np.float32, copy=False)
+    return clip_patches(waveform, patcher, segmentation).numpy()
 
 
 def _build(

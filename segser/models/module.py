@@ -8,6 +8,7 @@ from typing import Any
 import lightning as L
 import torch
 from torch import nn
+from torchmetrics.utilities.distributed import gather_all_tensors
 
 from segser.metrics.collection import ACCURACY_NAMES, ClipMetrics
 
@@ -42,9 +43,25 @@ class SegmentEmotionClassifier(L.LightningModule):
         self.val_metrics = ClipMetrics(len(self.classes), class_names=self.classes)
         self.test_metrics = ClipMetrics(len(self.classes), class_names=self.classes)
         self.test_outputs: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+        # One patch lets the model summary trace shapes and count FLOPs.
+        self.example_input_array = torch.zeros(1, *getattr(backbone, "input_shape", (1, 96, 64)))
+        self.channels_last = False
+
+    def speed_up(self, channels_last: bool = False, compile_backbone: bool = False) -> None:
+        """GPU switches that leave the maths unchanged: NHWC convolutions, a compiled backbone.
+
+        Both keep the state-dict keys, so checkpoints load with or without them.
+        """
+        self.channels_last = channels_last
+        if channels_last:
+            self.backbone.to(memory_format=torch.channels_last)
+        if compile_backbone:
+            self.backbone.compile()
 
     def forward(self, patches: torch.Tensor) -> torch.Tensor:
         """Segment logits [B, C] from patches [B, 1, 96, 64]."""
+        if self.channels_last and patches.ndim == 4:
+            patches = patches.contiguous(memory_format=torch.channels_last)
         return self.head(self.backbone(patches))
 
     def on_train_epoch_start(self) -> None:
@@ -98,6 +115,12 @@ class SegmentEmotionClassifier(L.LightningModule):
 
     def on_test_epoch_end(self) -> None:
         self.test_results = self._log_clip_metrics("test", self.test_metrics)
+        if self.trainer.world_size > 1:  # every rank's shard, in rank order = dataset order
+            empty = (torch.zeros(0, len(self.classes)), torch.zeros(0, dtype=torch.long))
+            outputs = self.test_outputs or [(empty[0], empty[1], empty[1])]  # a rank without data
+            parts = [torch.cat(p) for p in zip(*outputs, strict=True)]
+            gathered = [gather_all_tensors(p.to(self.device)) for p in parts]
+            self.test_outputs = [tuple(torch.cat(g).cpu() for g in gathered)]
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         if self.optimizer_factory is None:
