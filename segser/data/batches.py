@@ -95,7 +95,11 @@ class SegmentBatchSampler(Sampler[np.ndarray]):
 
     def __iter__(self) -> Iterator[np.ndarray]:
         items = self.indices()
-        return iter(np.split(items, range(self.batch_size, len(items), self.batch_size)))
+        return iter(
+            np.split(items, range(self.batch_size, len(items), self.batch_size))
+            if len(items)
+            else []
+        )
 
     def __len__(self) -> int:
         return -(-len(self.indices()) // self.batch_size)

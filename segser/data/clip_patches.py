@@ -20,8 +20,8 @@ import torchaudio.functional as AF
 from segser.data.features import LogMelPatcher
 from segser.data.segmentation import SegmentationSettings, segment_starts_seconds
 
-# Frames per FFT block: ~40 s of audio, a few MB of work space, long enough to amortise overhead.
-BLOCK_FRAMES = 4096
+# Frames per FFT block: ~80 s of audio, ~40 MB of work space, long enough to amortise overhead.
+BLOCK_FRAMES = 8192
 
 
 def segment_start_samples(

@@ -10,6 +10,7 @@ import math
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 
 # HTK mel scale constants used by the reference (mel_features.hertz_to_mel).
 _MEL_BREAK_FREQUENCY_HZ = 700.0
@@ -115,35 +116,41 @@ class LogMelPatcher(torch.nn.Module):
         super().__init__()
         self.settings = settings or LogMelSettings()
         self.compute_dtype = compute_dtype
-        window = torch.hann_window(
-            self.settings.stft_window_samples, periodic=True, dtype=torch.float64
-        )
+        s = self.settings
+        window = torch.hann_window(s.stft_window_samples, periodic=True, dtype=torch.float64)
+        # Zero-padded to the FFT length: the padding the reference adds after windowing.
+        window = F.pad(window, (0, s.fft_length - s.stft_window_samples))
         self.register_buffer("window", window, persistent=False)
-        weights = mel_matrix(self.settings)
-        self.register_buffer("mel_weights", weights, persistent=False)
         self.register_buffer("window32", window.float(), persistent=False)
-        self.register_buffer("mel_weights32", weights.float(), persistent=False)
+        weights = mel_matrix(s)
+        # Only FFT bins some mel band weighs (the DC bin and bins above mel_max_hz drop out).
+        used = torch.nonzero(weights.sum(dim=1)).flatten()
+        self.mel_bins = slice(int(used[0]), int(used[-1]) + 1)
+        self.register_buffer("mel_weights", weights, persistent=False)
+        self.register_buffer("mel_weights32", weights[self.mel_bins].float(), persistent=False)
         roundoff = _ROUNDOFF_FACTOR * _FLOAT32_EPS * weights.sum(dim=0)
         self.register_buffer("band_roundoff", roundoff.float(), persistent=False)
 
     def _mel(self, frames: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-        """Mel magnitudes [..., F, 64] of frames [..., F, 400], FFT in `dtype`."""
-        wide = dtype == torch.float64
-        window = self.window if wide else self.window32
-        spectrum = torch.fft.rfft(frames.to(dtype) * window, n=self.settings.fft_length)
-        # |X| as a norm over (re, im): same values as .abs(), ~1.7x faster on CPU.
-        magnitude = torch.linalg.vector_norm(torch.view_as_real(spectrum), dim=-1)
+        """Mel magnitudes [..., F, 64] of frames [..., F, fft_length], FFT in `dtype`."""
+        window = self.window if dtype == torch.float64 else self.window32
+        spectrum = torch.fft.rfft(frames.to(dtype) * window)[..., self.mel_bins]
+        # |X| from re^2 + im^2: same values as .abs(), ~3x faster on CPU.
+        magnitude = (spectrum.real.square() + spectrum.imag.square()).sqrt_()
         # Sums of non-negative terms are well conditioned: float32 suffices after the FFT.
         return magnitude.float() @ self.mel_weights32
 
     def log_mel_frames(self, samples: torch.Tensor) -> torch.Tensor:
         """Log-mel frames [..., F, 64] of the 10 ms frames of `samples` [..., N] (no centring)."""
         s = self.settings
-        frames = samples.unfold(-1, s.stft_window_samples, s.stft_hop_samples)
+        padded = F.pad(samples, (0, s.fft_length - s.stft_window_samples))
+        frames = padded.unfold(-1, s.fft_length, s.stft_hop_samples)
         if self.compute_dtype == torch.float64:
             return torch.log(self._mel(frames, torch.float64) + s.log_offset)
         mel = self._mel(frames, torch.float32)
-        frame_norm = torch.linalg.vector_norm(frames.float(), dim=-1, keepdim=True)
+        frame_norm = torch.linalg.vector_norm(
+            frames[..., : s.stft_window_samples].float(), dim=-1, keepdim=True
+        )
         bound = frame_norm * self.band_roundoff / (mel + s.log_offset)
         redo = bound.amax(dim=-1) > _FLOAT32_LOG_TOLERANCE
         if bool(redo.any()):  # loud, narrow-band frames: float64 keeps quiet bands exact
