@@ -10,8 +10,13 @@ available, else "not measured". Example:
 
 from __future__ import annotations
 
-import argparse
 import os
+
+# The reference's numpy BLAS threads only spin on its tiny [98, 257] x [257, 64] products (6-7x
+# slower on a loaded 2-core machine); one thread is the reference at its best.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import argparse
 import platform
 import subprocess
 import sys

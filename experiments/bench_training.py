@@ -127,8 +127,8 @@ def training_rows(batch_size: int, steps: int, repeats: int) -> list[list[str]]:
             f"{today * 1e3:.2f} ms (per segment)",
             f"{ours * 1e3:.2f} ms",
             f"{today / ours:.1f}x",
-            f"loader share of a VGGish CPU step: today {today / (today + step_s):.1%}, "
-            f"ours {ours / (ours + step_s):.1%}",
+            f"loader share of a VGGish CPU step: today {today / (today + step_s):.3%}, "
+            f"ours {ours / (ours + step_s):.3%}",
         ],
         [
             f"CPU training, VGGish fine-tuning, batch {batch_size} (segments/s)",

@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from segser.data.batches import MappedRows, SegmentBatchSampler, SegmentRows
+from segser.data.batches import DeviceBatches, MappedRows, SegmentBatchSampler, SegmentRows
 
 
 @pytest.fixture
@@ -113,3 +113,17 @@ def test_ddp_evaluation_shards_never_repeat_a_segment(num_items: int) -> None:
     ]  # a rank without segments has no batches at all
     # Rank order then batch order is dataset order: gathered outputs line up with the rows.
     assert np.array_equal(np.concatenate(shares), np.arange(num_items))
+
+
+def test_device_batches_equal_the_loader_batches(mapped_patches: np.memmap) -> None:
+    dataset = split_of(mapped_patches)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    resident = DeviceBatches(dataset, SegmentBatchSampler(len(dataset), 8, True, 7), device)
+    loader = DataLoader(
+        dataset, sampler=SegmentBatchSampler(len(dataset), 8, True, 7), batch_size=None
+    )
+    assert len(resident) == len(loader) == 7
+    for on_device, from_loader in zip(resident, loader, strict=True):
+        assert on_device[0].device.type == device.type
+        for got, expected in zip(on_device, from_loader, strict=True):
+            assert torch.equal(got.cpu(), expected)
