@@ -127,3 +127,33 @@ def test_device_batches_equal_the_loader_batches(mapped_patches: np.memmap) -> N
         assert on_device[0].device.type == device.type
         for got, expected in zip(on_device, from_loader, strict=True):
             assert torch.equal(got.cpu(), expected)
+
+
+def test_lightning_trains_from_device_batches_and_sets_their_epoch(
+    mapped_patches: np.memmap,
+) -> None:
+    from functools import partial
+
+    import lightning as L
+
+    from segser.models.baseline import PatchMLP
+    from segser.models.heads import ClassificationHead
+    from segser.models.module import SegmentEmotionClassifier
+
+    dataset = split_of(mapped_patches)
+    resident = DeviceBatches(
+        dataset, SegmentBatchSampler(len(dataset), 16, True, 0), torch.device("cpu")
+    )
+    model = SegmentEmotionClassifier(
+        PatchMLP(num_layers=2, units=8, dropout=0.0),
+        ClassificationHead(embedding_dim=8, units=8, num_classes=4),
+        ["a", "b", "c", "d"],
+        optimizer=partial(torch.optim.Adam, lr=1e-3),
+    )
+    trainer = L.Trainer(
+        accelerator="cpu", max_epochs=2, logger=False, enable_checkpointing=False,
+        enable_progress_bar=False, enable_model_summary=False, use_distributed_sampler=False,
+    )  # fmt: skip
+    trainer.fit(model, train_dataloaders=resident)
+    assert trainer.global_step == 2 * len(resident)
+    assert resident.sampler.epoch == 1  # reshuffled for the second epoch

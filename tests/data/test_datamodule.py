@@ -87,7 +87,7 @@ def test_data_device_is_checked(tone_clips, tmp_path: Path) -> None:
 
     from segser.errors import SegserError
 
-    with pytest.raises(SegserError, match="data.device"):
+    with pytest.raises(SegserError, match=r"data\.device"):
         datamodule(tone_clips, tmp_path, device="tpu")
     if not torch.cuda.is_available():
         dm = datamodule(tone_clips, tmp_path, device="cuda")
