@@ -18,6 +18,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import argparse
 import platform
+import re
 import subprocess
 import sys
 import time
@@ -58,22 +59,25 @@ def machine() -> str:
 
 
 def transfer_rows() -> list[list[str]]:
-    """The transfer issue's figures: its script prints Markdown table rows, copied as they are."""
+    """The transfer issue's figures: its Markdown rows, else its "(a) ..." figure lines."""
+    name = "transfer (experiments/bench_transfer.py)"
     if not TRANSFER_SCRIPT.exists():
-        return [["frozen-backbone sweep (transfer issue)", "-", "-", "not measured", "-",
-                 "experiments/bench_transfer.py not present"]]  # fmt: skip
+        return [[name, "-", "-", "not measured", "-", "script not present"]]
     output = subprocess.run(
         [sys.executable, str(TRANSFER_SCRIPT)], capture_output=True, text=True, check=False
     )
-    rows = [
-        [cell.strip() for cell in line.strip().strip("|").split("|")]
-        for line in output.stdout.splitlines()
+    lines = [line.strip() for line in output.stdout.splitlines()]
+    table = [
+        [cell.strip() for cell in line.strip("|").split("|")]
+        for line in lines
         if line.startswith("|") and not set(line) <= set("|-: ")
-    ]
+    ][1:]  # without the header
+    figures = [[name, "-", "-", line, "-", "-"] for line in lines if re.match(r"\(\w\) ", line)]
+    rows = [[*row, *["-"] * len(HEADER)][: len(HEADER)] for row in table] or figures
     if output.returncode != 0 or not rows:
-        tail = (output.stderr.strip().splitlines() or ["no table rows printed"])[-1]
-        return [["frozen-backbone sweep (transfer issue)", "-", "-", "failed", "-", tail]]
-    return [[*row, *["-"] * (len(HEADER) - len(row))][: len(HEADER)] for row in rows[1:]]
+        tail = (output.stderr.strip().splitlines() or ["no figures printed"])[-1]
+        rows.append([name, "-", "-", "failed", "-", tail])
+    return rows
 
 
 def markdown(rows: list[list[str]]) -> str:

@@ -1,7 +1,8 @@
-"""VGGish log-mel patches in torch, batched over segments, matching Google's mel_features.
+"""VGGish log-mel frames and patches in torch, matching Google's mel_features.
 
 The reference (torchvggish.vggish_input / mel_features) is numpy, one clip at a time; this
-module computes the same 96x64 patch for a whole batch of segments on CPU or CUDA.
+module computes the same 10 ms log-mel frames (and 96x64 patches of a batch of segments) on CPU
+or CUDA. segser.data.clip_patches cuts a whole clip's patches from its frames.
 """
 
 from __future__ import annotations
