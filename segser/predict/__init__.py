@@ -271,3 +271,4 @@ def main(argv: Sequence[str] | None = None) -> int:
     failed = f"; {len(errors)} input(s) failed, see the errors above" if errors else ""
     print(f"Predictions for {done} file(s) written to {out_dir}{failed}")
     return 2 if errors else 0
+
