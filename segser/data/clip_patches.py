@@ -32,8 +32,13 @@ def segment_start_samples(
     num_samples: int, sample_rate: int, segmentation: SegmentationSettings
 ) -> np.ndarray:
     """Start sample of every segment, from segmentation's own rule (so a tail rule applies)."""
+    tail = getattr(segmentation, "tail", None)  # segmentation.tail, where the settings have it
     starts = segment_starts_seconds(
-        num_samples, sample_rate, segmentation.window_seconds, segmentation.hop_seconds
+        num_samples,
+        sample_rate,
+        segmentation.window_seconds,
+        segmentation.hop_seconds,
+        **({} if tail is None else {"tail": tail}),
     )
     return np.rint(np.asarray(starts, dtype=np.float64) * sample_rate).astype(np.int64)
 
@@ -125,6 +130,7 @@ def segment_patches(
     sample_rate: int,
     window: float = 1.0,
     hop: float = 0.5,
+    tail: str = "pad",
 ) -> torch.Tensor:
     """Patches [num_segments, 1, 96, 64] of a 1-D clip, one per segment (window/hop in seconds).
 
@@ -139,5 +145,6 @@ def segment_patches(
     rate = patcher.settings.sample_rate_hz
     if sample_rate != rate:
         audio = AF.resample(audio, orig_freq=sample_rate, new_freq=rate)
-    patches = clip_patches(audio, patcher, SegmentationSettings(window, hop))
+    rule = (window, hop) if tail == "pad" else (window, hop, tail)  # pad: today's rule
+    patches = clip_patches(audio, patcher, SegmentationSettings(*rule))
     return patches.unsqueeze(1)  # float32 like the reference, even from float64 audio
