@@ -32,8 +32,9 @@ format: install
 	$(BIN)/ruff check --fix segser tests experiments notebooks
 	$(BIN)/ruff format segser tests experiments notebooks
 
-bench: install  ## feature extraction: ours vs the reference pipeline
-	$(BIN)/python experiments/bench_features.py
+BENCH_ARGS ?=
+bench: install  ## one table of every figure (BENCH_ARGS="--cache-12h --hour" adds the long ones)
+	$(BIN)/python experiments/bench.py --out outputs/bench.md $(BENCH_ARGS)
 
 bench-transfer: install  ## frozen YAMNet: Table 4 grid time, cached vs backbone epochs, fine-tuning speed
 	$(BIN)/python experiments/bench_transfer.py

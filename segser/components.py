@@ -94,6 +94,7 @@ def build_datamodule(
         batch_size=cfg.data.batch_size,
         num_workers=cfg.data.num_workers,
         on_bad_clip=cfg.data.on_bad_clip,
+        device=cfg.data.get("device", "auto"),
         split_file=split_file,
         frozen_backbone=backbone if frozen else None,
     )

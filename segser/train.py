@@ -51,6 +51,27 @@ def sweep_group() -> str | None:
     return f"{experiment}-{stamp}"
 
 
+def gpu_for_job(job_num: int, num_gpus: int) -> int:
+    """Job j of a sweep trains on GPU j mod G, so n_jobs > G jobs share the GPUs evenly."""
+    if num_gpus < 1 or job_num < 0:
+        raise ValueError(f"need job_num >= 0 and num_gpus >= 1, got {job_num} and {num_gpus}")
+    return job_num % num_gpus
+
+
+def sweep_job_devices(trainer_cfg: DictConfig) -> dict[str, Any]:
+    """Trainer overrides placing this multirun job on its GPU (none outside sweeps or on CPU)."""
+    single_gpu = trainer_cfg.get("devices") == 1 and trainer_cfg.get("accelerator") in (
+        "auto",
+        "gpu",
+        "cuda",
+    )
+    if not (in_multirun() and single_gpu and torch.cuda.is_available()):
+        return {}
+    index = gpu_for_job(HydraConfig.get().job.num, torch.cuda.device_count())
+    log.info("sweep job %d trains on GPU %d", HydraConfig.get().job.num, index)
+    return {"accelerator": "gpu", "devices": [index]}
+
+
 def train(cfg: DictConfig, out_dir: Path, group: str | None = None) -> dict[str, Any]:
     """One training run; returns the metrics.json payload. Usable without Hydra's app."""
     check_config(cfg)  # before any corpus scan or cache build
@@ -61,6 +82,8 @@ def train(cfg: DictConfig, out_dir: Path, group: str | None = None) -> dict[str,
     clips = read_corpus(cfg.dataset)
     model = build_classifier(model_config(cfg))
     datamodule = build_datamodule(cfg, clips, out_dir / "split.json", backbone=model.backbone)
+    speed = cfg.get("model") or {}
+    model.speed_up(speed.get("channels_last", False), speed.get("compile", False))
     # Checkpoints carry the run's corpus and split (evaluate tests the same clips) and the
     # random generators (a resumed run draws what an unkilled one would).
     dataset = OmegaConf.to_container(cfg.dataset, resolve=True)
@@ -72,6 +95,7 @@ def train(cfg: DictConfig, out_dir: Path, group: str | None = None) -> dict[str,
         logger=loggers or False,
         default_root_dir=out_dir,
         plugins=[AtomicCheckpointIO()],
+        **sweep_job_devices(cfg.trainer),
     )
     status = "failed"
     try:
@@ -79,22 +103,10 @@ def train(cfg: DictConfig, out_dir: Path, group: str | None = None) -> dict[str,
         trainer.fit(model, datamodule=datamodule, ckpt_path=resume, weights_only=True)
         epochs_trained = trainer.current_epoch  # epochs run, early stopping or not
         best = best_checkpoint(callbacks)
-        if trainer.world_size > 1:
-            # Distributed samplers pad and repeat segments; clip metrics must see each once.
-            if not trainer.is_global_zero:
-                status = "success"
-                return {}
-            torch.distributed.destroy_process_group()  # the metrics must not wait for rank 1
-            trainer = instantiate(
-                cfg.trainer,
-                devices=1,
-                num_nodes=1,
-                strategy="auto",
-                callbacks=[],
-                logger=loggers or False,
-                default_root_dir=out_dir,
-            )
         trainer.test(model, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
+        if not trainer.is_global_zero:  # rank 0 writes what every rank's (unpadded) shard gave
+            status = "success"
+            return {}
         payload = save_test_results(cfg, out_dir, model, datamodule, clips, best, epochs_trained)
         for logger in loggers:
             if isinstance(logger, WandbLogger):

@@ -18,7 +18,7 @@ from hydra import compose, initialize_config_dir
 
 import segser.predict as predict_module
 from segser.data.audio import resample, stream_resampler
-from segser.data.features import segment_patches
+from segser.data.clip_patches import segment_patches
 from segser.data.segmentation import count_segments, segment_waveform
 from segser.data.stream import SegmentCutter
 from segser.entry import CONF_DIR

@@ -18,7 +18,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from segser.data.audio import RESAMPLER_ID, load_audio
 from segser.data.cache_entry import (
@@ -31,9 +30,10 @@ from segser.data.cache_entry import (
     read_json,
     write_json_atomically,
 )
+from segser.data.clip_patches import clip_patches
 from segser.data.clips import BadClipPolicy, Clip
 from segser.data.features import LogMelPatcher, LogMelSettings
-from segser.data.segmentation import SegmentationSettings, segment_waveform
+from segser.data.segmentation import SegmentationSettings
 from segser.errors import BadClipError, SegserError
 
 log = logging.getLogger("segser")
@@ -107,15 +107,7 @@ def _patches_for_clip(
     clip: Clip, patcher: LogMelPatcher, segmentation: SegmentationSettings, sample_rate: int
 ) -> np.ndarray:
     waveform = load_audio(clip.path, sample_rate)
-    segments = segment_waveform(
-        waveform,
-        sample_rate,
-        segmentation.window_seconds,
-        segmentation.hop_seconds,
-        segmentation.tail,
-    )
-    with torch.no_grad():
-        return patcher(segments)[:, 0].numpy().astype(np.float32, copy=False)
+    return clip_patches(waveform, patcher, segmentation).numpy()
 
 
 def _resumable_state(progress_path: Path, data_path: Path, row_bytes: int, clips: int) -> dict:

@@ -13,8 +13,9 @@ import lightning as L
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
+from segser.data.batches import DeviceBatches, MappedRows, SegmentBatchSampler, SegmentRows
 from segser.data.cache import PatchCache, build_or_open_cache
 from segser.data.clips import Clip
 from segser.data.embedding_cache import build_or_open_embeddings
@@ -25,12 +26,16 @@ from segser.errors import SegserError
 
 log = logging.getLogger("segser")
 
+DATA_DEVICES = ("auto", "cpu", "cuda")
+# auto keeps a split on the GPU when it takes at most this share of the free GPU memory.
+RESIDENT_FRACTION_OF_FREE = 0.5
 
-class SegmentDataset(Dataset):
+
+class SegmentDataset(SegmentRows):
     """The segments of a subset of clips; clip ids are indices into the clip table.
 
     `inputs`: the array rows come from, the patch cache's patches [rows, 96, 64] (default) or
-    embeddings [rows, D] aligned with them.
+    a frozen backbone's embeddings [rows, D] aligned with them.
     """
 
     def __init__(
@@ -40,23 +45,14 @@ class SegmentDataset(Dataset):
         clip_labels: np.ndarray,
         inputs: np.ndarray | None = None,
     ) -> None:
-        self.cache = cache
-        self.rows = rows
-        self.clip_labels = clip_labels
-        self.inputs = cache.patches if inputs is None else inputs
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    def __getitem__(self, item: int) -> tuple[torch.Tensor, int, int]:
-        row = self.rows[item]
-        clip = int(self.cache.row_clip[row])
-        x = torch.from_numpy(np.array(self.inputs[row], dtype=np.float32))
-        return (x.unsqueeze(0) if x.dim() == 2 else x), int(self.clip_labels[clip]), clip
+        clips = cache.row_clip[rows]
+        source = cache.patches if inputs is None else inputs
+        super().__init__(MappedRows(source), rows, clip_labels[clips], clips)
+        self.row_segment = cache.row_segment[rows]
 
     def segment_index(self) -> np.ndarray:
         """Segment number within its clip for every item, in dataset order."""
-        return self.cache.row_segment[self.rows]
+        return self.row_segment
 
 
 class SegmentDataModule(L.LightningDataModule):
@@ -78,8 +74,11 @@ class SegmentDataModule(L.LightningDataModule):
         on_bad_clip: str = "fail",
         split_file: str | Path | None = None,
         frozen_backbone: nn.Module | None = None,
+        device: str = "auto",
     ) -> None:
-        """`frozen_backbone`: serve its cached embeddings instead of patches (computed once)."""
+        """`frozen_backbone`: serve its cached embeddings instead of patches (computed once).
+        `device`: where batches are served from. cuda keeps each split resident on the GPU;
+        auto does so when the trainer runs on a GPU and the split fits, else pinned CPU batches."""
         super().__init__()
         self.clips = list(clips)
         self.classes = list(classes)
@@ -103,6 +102,9 @@ class SegmentDataModule(L.LightningDataModule):
         self.on_bad_clip = on_bad_clip
         self.split_file = Path(split_file) if split_file else None
         self.frozen_backbone = frozen_backbone
+        if device not in DATA_DEVICES:
+            raise SegserError(f"data.device must be one of {DATA_DEVICES}, got {device!r}")
+        self.device = device
         self.cache: PatchCache | None = None
         self.split: ClipSplit | None = None
         self.datasets: dict[str, SegmentDataset] = {}
@@ -148,20 +150,48 @@ class SegmentDataModule(L.LightningDataModule):
             "/".join(str(len(self.datasets[n])) for n in ("train", "val", "test")),
         )
 
-    def _loader(self, name: str, shuffle: bool) -> DataLoader:
+    def _trainer_device(self) -> tuple[torch.device, int, int]:
+        """The device, rank and world size of the trainer running this datamodule, if any."""
+        trainer = getattr(self, "trainer", None)
+        if trainer is None:
+            return torch.device("cpu"), 0, 1
+        return trainer.strategy.root_device, trainer.global_rank, trainer.world_size
+
+    def _resident_device(self, dataset: SegmentRows, device: torch.device) -> torch.device | None:
+        """The GPU to keep this split on, or None to serve it from host memory."""
+        if self.device == "cuda":
+            if not torch.cuda.is_available():
+                raise SegserError("data.device=cuda but CUDA is unavailable; use data.device=auto.")
+            return device if device.type == "cuda" else torch.device("cuda")
+        if self.device == "auto" and device.type == "cuda":
+            free_bytes, _ = torch.cuda.mem_get_info(device)
+            if dataset.nbytes() < RESIDENT_FRACTION_OF_FREE * free_bytes:
+                return device
+        return None
+
+    def _loader(self, name: str, shuffle: bool) -> DataLoader | DeviceBatches:
+        dataset = self.datasets[name]
+        device, rank, world_size = self._trainer_device()
+        sampler = SegmentBatchSampler(
+            len(dataset), self.batch_size, shuffle, torch.initial_seed(), rank, world_size
+        )
+        resident = self._resident_device(dataset, device)
+        if resident is not None:
+            return DeviceBatches(dataset, sampler, resident)
         return DataLoader(
-            self.datasets[name],
-            batch_size=self.batch_size,
-            shuffle=shuffle,
+            dataset,
+            sampler=sampler,
+            batch_size=None,  # the sampler yields whole batches; the dataset slices them
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
+            pin_memory=device.type == "cuda" and self.device != "cpu",
         )
 
-    def train_dataloader(self) -> DataLoader:
+    def train_dataloader(self) -> DataLoader | DeviceBatches:
         return self._loader("train", shuffle=True)
 
-    def val_dataloader(self) -> DataLoader:
+    def val_dataloader(self) -> DataLoader | DeviceBatches:
         return self._loader("val", shuffle=False)
 
-    def test_dataloader(self) -> DataLoader:
+    def test_dataloader(self) -> DataLoader | DeviceBatches:
         return self._loader("test", shuffle=False)

@@ -47,9 +47,25 @@ class SegmentEmotionClassifier(L.LightningModule):
         # Whether every loss and logit of the epoch so far was finite, kept on the device so
         # that checking costs one sync per epoch, not one per step (None: nothing seen yet).
         self.finite: dict[str, torch.Tensor | None] = {"train": None, "val": None}
+        # One patch lets the model summary trace shapes and count FLOPs.
+        self.example_input_array = torch.zeros(1, *getattr(backbone, "input_shape", (1, 96, 64)))
+        self.channels_last = False
+
+    def speed_up(self, channels_last: bool = False, compile_backbone: bool = False) -> None:
+        """GPU switches that leave the maths unchanged: NHWC convolutions, a compiled backbone.
+
+        Both keep the state-dict keys, so checkpoints load with or without them.
+        """
+        self.channels_last = channels_last
+        if channels_last:
+            self.backbone.to(memory_format=torch.channels_last)
+        if compile_backbone:
+            self.backbone.compile()
 
     def forward(self, patches: torch.Tensor) -> torch.Tensor:
         """Segment logits [B, C] from patches [B, 1, 96, 64]."""
+        if self.channels_last and patches.ndim == 4:
+            patches = patches.contiguous(memory_format=torch.channels_last)
         return self.head(self.backbone(patches))
 
     def segment_logits(self, inputs: torch.Tensor) -> torch.Tensor:

@@ -74,3 +74,26 @@ def test_loso_split_test_set_is_one_session(tone_clips, tmp_path: Path) -> None:
     }
     assert sessions["test"] == {"Ses02"}
     assert "Ses02" not in sessions["train"] | sessions["val"]
+
+
+def test_split_pickles_small_for_spawned_workers(tone_clips, tmp_path: Path) -> None:
+    import pickle
+
+    dm = datamodule(tone_clips, tmp_path)
+    dm.setup("fit")
+    cache_bytes = (dm.cache.directory / "patches.f32").stat().st_size
+    assert len(pickle.dumps(dm.datasets["train"])) < cache_bytes / 20  # the map is not copied
+
+
+def test_data_device_is_checked(tone_clips, tmp_path: Path) -> None:
+    import pytest
+
+    from segser.errors import SegserError
+
+    with pytest.raises(SegserError, match=r"data\.device"):
+        datamodule(tone_clips, tmp_path, device="tpu")
+    if not torch.cuda.is_available():
+        dm = datamodule(tone_clips, tmp_path, device="cuda")
+        dm.setup("fit")
+        with pytest.raises(SegserError, match="CUDA is unavailable"):
+            dm.train_dataloader()
