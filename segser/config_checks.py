@@ -132,7 +132,8 @@ def _check_split(cfg: DictConfig) -> None:
             raise _out_of_range("split.ratios", ratios, allowed)
     fold = _value(cfg, "split.fold")
     folds, per = _value(cfg, "split.folds"), ""  # a split that declares its fold count
-    if not _integer(folds) and _value(cfg, "split.name") == "loso":  # one fold per session
+    # LOSO: one fold per session
+    if not _integer(folds) and str(_value(cfg, "split._target_")).endswith(".loso_split"):
         sessions = _value(cfg, "dataset.reader.sessions")
         folds = len(sessions) if isinstance(sessions, list) else _value(cfg, "dataset.num_sessions")
         per = ", one fold per session"
