@@ -26,7 +26,8 @@ class ClipSplit:
     test: list[int]
     description: dict = field(default_factory=dict)
 
-    def __post_init__(self) -> None:
+    def checked(self) -> ClipSplit:
+        """This split, if it can train: no set may be empty (evaluate's test-only split is not)."""
         empty = [part for part in ("train", "val", "test") if not getattr(self, part)]
         if empty:
             clips = len(self.train) + len(self.val) + len(self.test)
@@ -34,6 +35,7 @@ class ClipSplit:
                 f"split {self.description} leaves the {' and '.join(empty)} set empty with "
                 f"{clips} clips. Use a larger corpus or other split ratios."
             )
+        return self
 
     def write(self, path: Path, clips: Sequence[Clip]) -> None:
         """Save the split by clip id so a run can be audited and repeated."""
@@ -83,7 +85,7 @@ def random_split(clips: Sequence[Clip], ratios: Sequence[float], seed: int) -> C
         indices, [c.label for c in clips], ratios, np.random.default_rng(seed)
     )
     description = {"name": "random", "ratios": list(ratios), "seed": seed}
-    return ClipSplit(train, val, test, description)
+    return ClipSplit(train, val, test, description).checked()
 
 
 def _held_out_split(
@@ -107,7 +109,7 @@ def _held_out_split(
         [1.0 - val_fraction, val_fraction],
         np.random.default_rng(seed),
     )
-    return ClipSplit(train, val, sorted(test), description)
+    return ClipSplit(train, val, sorted(test), description).checked()
 
 
 def loso_split(clips: Sequence[Clip], fold: int, val_fraction: float, seed: int) -> ClipSplit:
