@@ -27,8 +27,8 @@ def read_corpus(dataset: DictConfig) -> list[Clip]:
     if dataset.get("root") is None:
         raise SegserError(
             f"dataset '{dataset.name}' has no root. Point at the corpus with "
-            "dataset.root=/path/to/IEMOCAP_full_release (or export IEMOCAP_ROOT=...), "
-            "or try the built-in corpus with dataset=demo."
+            "dataset.root=/path/to/it (IEMOCAP: the IEMOCAP_full_release folder, or export "
+            "IEMOCAP_ROOT=...), or try the built-in corpus with dataset=demo."
         )
     # Call outside instantiate(), which would wrap our one-line errors in its own exception.
     clips = instantiate(dataset.reader, _partial_=True)()
@@ -62,6 +62,7 @@ def model_config(cfg: DictConfig) -> dict[str, Any]:
                 "classes": cfg.classes,
                 "segmentation": cfg.segmentation,
                 "features": cfg.features,
+                "dataset": cfg.dataset.name,  # the training corpus: evaluate spots a foreign one
             }
         ),
         resolve=True,
@@ -84,6 +85,8 @@ def build_datamodule(
         split_fold=split.get("fold", 1),
         split_test_speakers=split.get("test_speakers", ()),
         split_val_fraction=split.get("val_fraction", 0.1),
+        split_num_folds=split.get("num_folds", 4),
+        split_val_speakers=split.get("val_speakers", 1),
         batch_size=cfg.data.batch_size,
         num_workers=cfg.data.num_workers,
         on_bad_clip=cfg.data.on_bad_clip,

@@ -59,6 +59,8 @@ class SegmentDataModule(L.LightningDataModule):
         split_fold: int = 1,
         split_test_speakers: Sequence[str] = (),
         split_val_fraction: float = 0.1,
+        split_num_folds: int = 4,
+        split_val_speakers: int = 1,
         batch_size: int = 32,
         num_workers: int = 0,
         on_bad_clip: str = "fail",
@@ -88,6 +90,8 @@ class SegmentDataModule(L.LightningDataModule):
             fold=split_fold,
             test_speakers=tuple(split_test_speakers),
             val_fraction=split_val_fraction,
+            num_folds=split_num_folds,
+            val_speakers=split_val_speakers,
         )
         self.batch_size = batch_size
         self.num_workers = num_workers

@@ -1,0 +1,190 @@
+"""`make bench-real`: segser on real speech (EmoDB, unseen speakers) beside eGeMAPS + SVM.
+
+On ../shared/data/emodb-2s (8 speakers, 266 four-class clips), speaker folds (split=
+speaker_folds, the sorted speakers dealt round-robin into K folds, one validation speaker drawn
+from the training ones), overlapping and non-overlapping 1 s segments. Rows: frozen YAMNet +
+head, fine-tuned YAMNet, random-init YAMNet (the no-transfer control), the paper's baseline MLP
+and the classic peer (eGeMAPS functionals + linear SVM, clip-level UA/WA only) on the same folds.
+Prints one Markdown table of mean +- sample std over folds and writes it to --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from egemaps_svm import egemaps_functionals, peer_scores  # noqa: E402
+from hydra import compose, initialize_config_dir  # noqa: E402
+
+from segser.data.named_files import read_named_files  # noqa: E402
+from segser.data.splits import speaker_folds_split  # noqa: E402
+from segser.entry import CONF_DIR  # noqa: E402
+from segser.metrics.collection import ACCURACY_NAMES  # noqa: E402
+from segser.train import train  # noqa: E402
+
+LABEL_MAP = {"W": "angry", "F": "happy", "T": "sad", "N": "neutral"}
+YAMNET_WEIGHTS = "../shared/weights/yamnet/yamnet-dequantized.pt (AudioSet)"
+
+
+@dataclass(frozen=True)
+class Row:
+    """One segser configuration of the table: its overrides and the weights it starts from."""
+
+    name: str
+    weights: str
+    overrides: tuple[str, ...]
+    max_epochs: int
+    needs: str | None = None  # a config file the row needs, e.g. backbone/yamnet.yaml
+
+
+def _yamnet(*extra: str) -> tuple[str, ...]:
+    features = (
+        ("features=yamnet",) if (Path(CONF_DIR) / "features" / "yamnet.yaml").is_file() else ()
+    )
+    return ("backbone=yamnet", *features, *extra)
+
+
+ROWS = (
+    Row(
+        "YAMNet frozen + head",
+        YAMNET_WEIGHTS,
+        _yamnet("backbone.freeze=true"),
+        40,
+        "backbone/yamnet.yaml",
+    ),
+    Row(
+        "YAMNet fine-tuned",
+        YAMNET_WEIGHTS,
+        _yamnet("backbone.freeze=false"),
+        12,
+        "backbone/yamnet.yaml",
+    ),
+    Row(
+        "YAMNet random init",
+        "none (random init, no transfer)",
+        _yamnet("backbone.freeze=false", "backbone.weights=none"),
+        12,
+        "backbone/yamnet.yaml",
+    ),
+    Row("baseline MLP (paper)", "none (trained from scratch)", ("backbone=baseline",), 60),
+)
+SEGMENTATIONS = ("overlap", "nonoverlap")
+
+
+def run_segser(
+    row: Row, segmentation: str, fold: int, args: argparse.Namespace, work: Path
+) -> dict:
+    """Train and test one row on one fold; returns its test metrics."""
+    overrides = [
+        "dataset=emodb",
+        f"dataset.root={args.root}",
+        "split=speaker_folds",
+        f"split.fold={fold}",
+        f"split.num_folds={args.num_folds}",
+        f"segmentation={segmentation}",
+        f"paths.cache_dir={work / 'cache'}",
+        f"trainer.max_epochs={1 if args.quick else row.max_epochs}",
+        "callbacks.early_stopping.patience=8",
+        "callbacks.progress_bar=null",
+        "+trainer.enable_model_summary=false",
+        "+trainer.enable_progress_bar=false",
+        f"num_threads={args.threads}",
+        *row.overrides,
+    ]
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        cfg = compose("train", overrides=overrides)
+    out_dir = work / "runs" / f"{row.name}-{segmentation}-fold{fold}".replace(" ", "_")
+    return train(cfg, out_dir)["metrics"]
+
+
+def mean_std(values: list[float]) -> str:
+    if not values:
+        return "-"
+    std = f"{statistics.stdev(values):.3f}" if len(values) > 1 else "-"
+    return f"{statistics.fmean(values):.3f} ± {std}"
+
+
+def table(results: dict[tuple[str, str], list[dict]], weights: dict[str, str], folds: int) -> str:
+    header = ["configuration", "segments", *ACCURACY_NAMES, "weights"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for (name, segmentation), runs in results.items():
+        if not runs:
+            cells = ["not run"] * len(ACCURACY_NAMES)
+        else:
+            cells = [mean_std([r[m] for r in runs if m in r]) for m in ACCURACY_NAMES]
+        lines.append(f"| {name} | {segmentation} | " + " | ".join(cells) + f" | {weights[name]} |")
+    note = f"mean ± sample std over {folds} speaker folds"
+    return (
+        "\n".join(lines) + f"\n\n{note}; UA/WA are clip-level (mean-logits rule for segser rows)."
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--root", type=Path, default=REPO.parent / "shared/data/emodb-2s")
+    parser.add_argument("--num-folds", type=int, default=4)
+    parser.add_argument("--out", type=Path, default=REPO / "outputs/bench_real/bench_real.md")
+    parser.add_argument("--work", type=Path, default=None, help="runs and caches (default: temp)")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--quick", action="store_true", help="fold 1, non-overlapping, 1 epoch: a smoke run"
+    )
+    args = parser.parse_args(argv)
+    if not args.root.is_dir():
+        print(f"error: {args.root}: corpus not found; pass --root", file=sys.stderr)
+        return 2
+    logging.getLogger("lightning").setLevel(logging.ERROR)
+    logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
+    work = args.work or Path(tempfile.mkdtemp(prefix="bench_real-"))
+    folds = [1] if args.quick else list(range(1, args.num_folds + 1))
+    segmentations = ("nonoverlap",) if args.quick else SEGMENTATIONS
+    started = time.perf_counter()
+
+    clips = read_named_files("emodb", args.root, LABEL_MAP)
+    features = egemaps_functionals(clips, work / "egemaps.npy")
+    labels = [c.label for c in clips]
+    peer = "eGeMAPS + linear SVM (peer)"
+    results: dict[tuple[str, str], list[dict]] = {(peer, "whole clip"): []}
+    weights = {peer: "none (openSMILE eGeMAPSv02 functionals, LinearSVC)"}
+    for fold in folds:
+        split = speaker_folds_split(clips, fold, args.num_folds, 1, 0)
+        results[(peer, "whole clip")].append(peer_scores(features, labels, split))
+    for row in ROWS:
+        weights[row.name] = row.weights
+        runnable = row.needs is None or (Path(CONF_DIR) / row.needs).is_file()
+        for segmentation in segmentations:
+            results[(row.name, segmentation)] = []
+            if not runnable:
+                print(f"{row.name}: not run ({row.needs} is not on this branch)")
+                continue
+            for fold in folds:
+                tic = time.perf_counter()
+                metrics = run_segser(row, segmentation, fold, args, work)
+                results[(row.name, segmentation)].append(metrics)
+                print(
+                    f"{row.name} / {segmentation} / fold {fold}: UA {metrics['UA']:.3f} "
+                    f"WA {metrics['WA']:.3f} ({time.perf_counter() - tic:.0f} s)",
+                    flush=True,
+                )
+    text = table(results, weights, len(folds))
+    minutes = (time.perf_counter() - started) / 60
+    text += f"\nCommand: python experiments/bench_real.py{' --quick' if args.quick else ''}; "
+    text += f"{minutes:.1f} min on {args.threads} threads.\n"
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(text)
+    print(text)
+    print(f"written to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
