@@ -47,10 +47,7 @@ class Row:
 
 
 def _yamnet(*extra: str) -> tuple[str, ...]:
-    features = (
-        ("features=yamnet",) if (Path(CONF_DIR) / "features" / "yamnet.yaml").is_file() else ()
-    )
-    return ("backbone=yamnet", *features, *extra)
+    return ("backbone=yamnet", *extra)  # the backbone selects its own features (log offset)
 
 
 ROWS = (
