@@ -32,7 +32,7 @@ from segser.metrics.collection import ACCURACY_NAMES  # noqa: E402
 from segser.train import train  # noqa: E402
 
 LABEL_MAP = {"W": "angry", "F": "happy", "T": "sad", "N": "neutral"}
-YAMNET_WEIGHTS = "../shared/weights/yamnet/yamnet-dequantized.pt (AudioSet)"
+YAMNET_WEIGHTS = "YAMNet AudioSet (backbone.weights=packaged, = ../shared/weights/yamnet)"
 
 
 @dataclass(frozen=True)
@@ -50,29 +50,24 @@ def _yamnet(*extra: str) -> tuple[str, ...]:
     return ("backbone=yamnet", *extra)  # the backbone selects its own features (log offset)
 
 
+# Learning rates: the paper's 1e-6 (conf/optimizer) is for fine-tuning VGGish over many
+# epochs; with it a head on frozen YAMNet barely moves in 40 epochs (val loss 1.385 -> 1.377).
+# Every segser row here uses the demo's 1e-3 for the head (and the baseline MLP); a trained
+# backbone (fine-tuned and random init alike, so the control differs only by its weights)
+# gets 1e-4. Epoch caps keep the bench to minutes on 2 cores; val loss picks the checkpoint.
+NEEDS_YAMNET = "backbone/yamnet.yaml"
+TRAINED_BACKBONE = ("backbone.freeze=false", "backbone.lr=1e-4")
 ROWS = (
-    Row(
-        "YAMNet frozen + head",
-        YAMNET_WEIGHTS,
-        _yamnet("backbone.freeze=true"),
-        40,
-        "backbone/yamnet.yaml",
-    ),
-    Row(
-        "YAMNet fine-tuned",
-        YAMNET_WEIGHTS,
-        _yamnet("backbone.freeze=false"),
-        12,
-        "backbone/yamnet.yaml",
-    ),
+    Row("YAMNet frozen + head", YAMNET_WEIGHTS, _yamnet("backbone.freeze=true"), 15, NEEDS_YAMNET),
+    Row("YAMNet fine-tuned", YAMNET_WEIGHTS, _yamnet(*TRAINED_BACKBONE), 8, NEEDS_YAMNET),
     Row(
         "YAMNet random init",
         "none (random init, no transfer)",
-        _yamnet("backbone.freeze=false", "backbone.weights=none"),
-        12,
-        "backbone/yamnet.yaml",
+        _yamnet(*TRAINED_BACKBONE, "backbone.weights=none"),
+        8,
+        NEEDS_YAMNET,
     ),
-    Row("baseline MLP (paper)", "none (trained from scratch)", ("backbone=baseline",), 60),
+    Row("baseline MLP (paper)", "none (trained from scratch)", ("backbone=baseline",), 40),
 )
 SEGMENTATIONS = ("overlap", "nonoverlap")
 
@@ -90,7 +85,8 @@ def run_segser(
         f"segmentation={segmentation}",
         f"paths.cache_dir={work / 'cache'}",
         f"trainer.max_epochs={1 if args.quick else row.max_epochs}",
-        "callbacks.early_stopping.patience=8",
+        "callbacks.early_stopping.patience=5",
+        "optimizer.lr=1e-3",
         "callbacks.progress_bar=null",
         "+trainer.enable_model_summary=false",
         "+trainer.enable_progress_bar=false",
