@@ -121,6 +121,12 @@ def table(results: dict[tuple[str, str], list[dict]], weights: dict[str, str], f
     )
 
 
+def write_table(path: Path, text: str) -> None:
+    """Rewritten after every run, so a stopped bench still leaves the rows it finished."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", type=Path, default=REPO.parent / "shared/data/emodb-2s")
@@ -168,12 +174,12 @@ def main(argv: list[str] | None = None) -> int:
                     f"WA {metrics['WA']:.3f} ({time.perf_counter() - tic:.0f} s)",
                     flush=True,
                 )
+                write_table(args.out, table(results, weights, len(folds)) + "\n(partial)\n")
     text = table(results, weights, len(folds))
     minutes = (time.perf_counter() - started) / 60
     text += f"\nCommand: python experiments/bench_real.py{' --quick' if args.quick else ''}; "
     text += f"{minutes:.1f} min on {args.threads} threads.\n"
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
+    write_table(args.out, text)
     print(text)
     print(f"written to {args.out}")
     return 0
