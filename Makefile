@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 # the newest sweep directory, for `make report`
 SWEEP_DIR ?= $(lastword $(sort $(wildcard outputs/multirun/*/*)))
 
-.PHONY: install demo test test-slow lint format bench bench-real sweep report clean
+.PHONY: install demo test test-slow lint format bench bench-transfer bench-real sweep report clean
 
 install: $(STAMP)
 
@@ -34,6 +34,9 @@ format: install
 
 bench: install  ## feature extraction: ours vs the reference pipeline
 	$(BIN)/python experiments/bench_features.py
+
+bench-transfer: install  ## frozen YAMNet: Table 4 grid time, cached vs backbone epochs, fine-tuning speed
+	$(BIN)/python experiments/bench_transfer.py
 
 bench-real: install  ## real speech: EmoDB speaker folds, YAMNet/baseline vs eGeMAPS + SVM (ARGS=--quick)
 	$(BIN)/python experiments/bench_real.py $(ARGS)

@@ -12,6 +12,7 @@ from lightning.pytorch import Callback
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig, OmegaConf
+from torch import nn
 
 from segser.data.clips import Clip, label_counts
 from segser.data.datamodule import SegmentDataModule
@@ -70,9 +71,19 @@ def model_config(cfg: DictConfig) -> dict[str, Any]:
 
 
 def build_datamodule(
-    cfg: DictConfig, clips: list[Clip], split_file: Path | None = None
+    cfg: DictConfig,
+    clips: list[Clip],
+    split_file: Path | None = None,
+    backbone: nn.Module | None = None,
 ) -> SegmentDataModule:
+    """`backbone`: the model's; with backbone.freeze=true (and data.cache_embeddings) the
+    datamodule serves its embeddings, computed once and cached, instead of patches."""
     split = cfg.split
+    frozen = (
+        backbone is not None
+        and cfg.backbone.get("freeze", False)
+        and cfg.data.get("cache_embeddings", True)
+    )
     return SegmentDataModule(
         clips=clips,
         classes=list(cfg.classes),
@@ -91,6 +102,7 @@ def build_datamodule(
         num_workers=cfg.data.num_workers,
         on_bad_clip=cfg.data.on_bad_clip,
         split_file=split_file,
+        frozen_backbone=backbone if frozen else None,
     )
 
 

@@ -53,8 +53,8 @@ def train(cfg: DictConfig, out_dir: Path, group: str | None = None) -> dict[str,
         torch.set_num_threads(cfg.num_threads)
     L.seed_everything(cfg.seed, workers=True)
     clips = read_corpus(cfg.dataset)
-    datamodule = build_datamodule(cfg, clips, split_file=out_dir / "split.json")
     model = build_classifier(model_config(cfg))
+    datamodule = build_datamodule(cfg, clips, out_dir / "split.json", backbone=model.backbone)
     callbacks = build_callbacks(cfg, out_dir)
     loggers = build_loggers(cfg, out_dir, group)
     trainer: L.Trainer = instantiate(

@@ -1,4 +1,7 @@
-"""LightningDataModule: cached patches -> batches of (patch [B,1,96,64], label [B], clip id [B])."""
+"""LightningDataModule: cached patches -> batches of (patch [B,1,96,64], label [B], clip id [B]).
+
+With a frozen backbone, batches carry its cached embeddings [B, D] instead of patches.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +12,12 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import torch
+from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from segser.data.cache import PatchCache, build_or_open_cache
 from segser.data.clips import Clip
+from segser.data.embedding_cache import build_or_open_embeddings
 from segser.data.features import LogMelSettings
 from segser.data.segmentation import SegmentationSettings
 from segser.data.splits import ClipSplit, make_split
@@ -22,12 +27,23 @@ log = logging.getLogger("segser")
 
 
 class SegmentDataset(Dataset):
-    """The segments of a subset of clips; clip ids are indices into the clip table."""
+    """The segments of a subset of clips; clip ids are indices into the clip table.
 
-    def __init__(self, cache: PatchCache, rows: np.ndarray, clip_labels: np.ndarray) -> None:
+    `inputs`: the array rows come from, the patch cache's patches [rows, 96, 64] (default) or
+    embeddings [rows, D] aligned with them.
+    """
+
+    def __init__(
+        self,
+        cache: PatchCache,
+        rows: np.ndarray,
+        clip_labels: np.ndarray,
+        inputs: np.ndarray | None = None,
+    ) -> None:
         self.cache = cache
         self.rows = rows
         self.clip_labels = clip_labels
+        self.inputs = cache.patches if inputs is None else inputs
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -35,8 +51,8 @@ class SegmentDataset(Dataset):
     def __getitem__(self, item: int) -> tuple[torch.Tensor, int, int]:
         row = self.rows[item]
         clip = int(self.cache.row_clip[row])
-        patch = torch.from_numpy(np.array(self.cache.patches[row], dtype=np.float32))
-        return patch.unsqueeze(0), int(self.clip_labels[clip]), clip
+        x = torch.from_numpy(np.array(self.inputs[row], dtype=np.float32))
+        return (x.unsqueeze(0) if x.dim() == 2 else x), int(self.clip_labels[clip]), clip
 
     def segment_index(self) -> np.ndarray:
         """Segment number within its clip for every item, in dataset order."""
@@ -65,7 +81,9 @@ class SegmentDataModule(L.LightningDataModule):
         num_workers: int = 0,
         on_bad_clip: str = "fail",
         split_file: str | Path | None = None,
+        frozen_backbone: nn.Module | None = None,
     ) -> None:
+        """`frozen_backbone`: serve its cached embeddings instead of patches (computed once)."""
         super().__init__()
         self.clips = list(clips)
         self.classes = list(classes)
@@ -97,15 +115,18 @@ class SegmentDataModule(L.LightningDataModule):
         self.num_workers = num_workers
         self.on_bad_clip = on_bad_clip
         self.split_file = Path(split_file) if split_file else None
+        self.frozen_backbone = frozen_backbone
         self.cache: PatchCache | None = None
         self.split: ClipSplit | None = None
         self.datasets: dict[str, SegmentDataset] = {}
 
     def prepare_data(self) -> None:
-        """Compute the patches once (rank 0); later runs and sweep jobs reuse them."""
-        build_or_open_cache(
+        """Compute the patches (and frozen embeddings) once (rank 0); later runs reuse them."""
+        cache = build_or_open_cache(
             self.clips, self.cache_dir, self.segmentation, self.features, self.on_bad_clip
         )
+        if self.frozen_backbone is not None:
+            build_or_open_embeddings(cache, self.frozen_backbone)
 
     def setup(self, stage: str | None = None) -> None:
         if self.datasets:
@@ -129,9 +150,12 @@ class SegmentDataModule(L.LightningDataModule):
         )
         if self.split_file is not None:
             self.split.write(self.split_file, self.clips)
+        inputs = None
+        if self.frozen_backbone is not None:
+            inputs = build_or_open_embeddings(self.cache, self.frozen_backbone).embeddings
         for name in ("train", "val", "test"):
             rows = self.cache.rows_for_clips(getattr(self.split, name))
-            self.datasets[name] = SegmentDataset(self.cache, rows, self.clip_labels)
+            self.datasets[name] = SegmentDataset(self.cache, rows, self.clip_labels, inputs)
         log.info(
             "segments train/val/test: %s",
             "/".join(str(len(self.datasets[n])) for n in ("train", "val", "test")),

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from segser.models.backbone import Backbone
 
-class PatchMLP(nn.Module):
+
+class PatchMLP(Backbone):
     """Flat patch -> `num_layers` x [Linear(units) -> ReLU -> BatchNorm -> Dropout] -> embedding.
 
     The paper puts batch norm and dropout "between every fully connected layer", the logits layer

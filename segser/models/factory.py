@@ -9,8 +9,8 @@ import torch
 from hydra.utils import instantiate
 
 from segser.errors import SegserError
+from segser.models.backbone import Backbone, check_features
 from segser.models.module import SegmentEmotionClassifier
-from segser.models.weights import load_vggish
 
 
 def build_classifier(
@@ -19,9 +19,15 @@ def build_classifier(
     """Backbone (with its pre-trained weights unless restoring a checkpoint), head, optimizer."""
     backbone_config = model_config["backbone"]
     backbone = instantiate(backbone_config["net"])
-    weights = str(backbone_config.get("weights", "none"))
-    if load_pretrained and weights != "none":
-        load_vggish(backbone, weights)
+    if not isinstance(backbone, Backbone):
+        raise SegserError(
+            f"backbone.net._target_={backbone_config['net']['_target_']} is not a "
+            "segser.models.backbone.Backbone. Subclass it (embedding_dim, load_weights)."
+        )
+    name = backbone_config.get("name", type(backbone).__name__)
+    check_features(backbone, model_config.get("features") or {}, name)
+    if load_pretrained:
+        backbone.load_weights(str(backbone_config.get("weights", "none")))
     classes = list(model_config["classes"])
     head = instantiate(
         model_config["head"], embedding_dim=backbone.embedding_dim, num_classes=len(classes)

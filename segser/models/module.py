@@ -47,13 +47,18 @@ class SegmentEmotionClassifier(L.LightningModule):
         """Segment logits [B, C] from patches [B, 1, 96, 64]."""
         return self.head(self.backbone(patches))
 
+    def segment_logits(self, inputs: torch.Tensor) -> torch.Tensor:
+        """Logits from a batch of patches [B, 1, 96, 64], or of a frozen backbone's cached
+        embeddings [B, D] (the datamodule serves those when backbone.freeze=true): head only."""
+        return self.head(inputs) if inputs.dim() == 2 else self(inputs)
+
     def on_train_epoch_start(self) -> None:
         if self.freeze_backbone:  # a frozen backbone keeps its batch-norm statistics and no dropout
             self.backbone.eval()
 
     def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
         patches, labels, _ = batch
-        loss = self.loss(self(patches), labels)
+        loss = self.loss(self.segment_logits(patches), labels)
         self.log(
             "train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(labels)
         )
@@ -63,7 +68,7 @@ class SegmentEmotionClassifier(L.LightningModule):
         self, batch: tuple[torch.Tensor, ...], stage: str, metrics: ClipMetrics
     ) -> torch.Tensor:
         patches, labels, clip_ids = batch
-        logits = self(patches)
+        logits = self.segment_logits(patches)
         self.log(
             f"{stage}/loss",
             self.loss(logits, labels),

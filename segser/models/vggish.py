@@ -7,7 +7,11 @@ the paper feeds the raw 128-d embedding to its classification head.
 
 from __future__ import annotations
 
+from types import MappingProxyType
+
 from torch import Tensor, nn
+
+from segser.models.backbone import Backbone
 
 # Output channels of the four conv blocks; "M" is a 2x2 max-pool (paper, Table 2).
 _CONV_BLOCKS = (64, "M", 128, "M", 256, 256, "M", 512, 512, "M")
@@ -15,14 +19,15 @@ _CONV_BLOCKS = (64, "M", 128, "M", 256, 256, "M", 512, 512, "M")
 _FLAT_FEATURES = 512 * 6 * 4
 
 
-class VGGish(nn.Module):
+class VGGish(Backbone):
     """Patch [B, 1, 96 frames, 64 mel bands] -> raw embedding [B, 128].
 
     `final_relu`: whether a ReLU follows the last 128-d layer. The paper (2019) and torchvggish
     keep it; the TF reference dropped it in 2020 (same weights). Runs record which one they used.
     """
 
-    embedding_dim: int = 128
+    embedding_dim = 128
+    required_features = MappingProxyType({"log_offset": 0.01})
 
     def __init__(self, final_relu: bool = True) -> None:
         super().__init__()
@@ -52,6 +57,12 @@ class VGGish(nn.Module):
         # flatten (not view) copies only when needed: channels_last and contiguous inputs both work.
         x = x.permute(0, 2, 3, 1).flatten(1)
         return self.embeddings(x)
+
+    def load_weights(self, source: str) -> None:
+        """ "torchvggish" (the released file via torch.hub, hash-checked), a path, or "none"."""
+        from segser.models.weights import load_vggish
+
+        load_vggish(self, source)
 
     def extra_repr(self) -> str:
         return f"final_relu={self.final_relu}"

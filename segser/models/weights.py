@@ -1,7 +1,8 @@
-"""Where VGGish weights come from: torchvggish's release (via torch.hub's cache), a file, or none.
+"""Where backbone weights come from: torchvggish's release (via torch.hub's cache), a file, or none.
 
 Files are read with `torch.load(weights_only=True)`, so a checkpoint cannot run code, and their
 sha256 is checked whenever the name carries torch.hub's `name-<sha256 prefix>.ext` suffix.
+`load_state_dict_file` and `load_strictly` serve every backbone; the rest is VGGish's download.
 """
 
 from __future__ import annotations
@@ -41,18 +42,27 @@ def load_vggish_state_dict(
         return None
     if source == "torchvggish":
         return _download(url, model_dir)
+    return load_state_dict_file(
+        source, "'torchvggish' (download the released weights) or 'none'", _FORMAT_FIX
+    )
+
+
+def load_state_dict_file(
+    source: str, named: str = "'none'", fix: str = _FORMAT_FIX
+) -> dict[str, Tensor]:
+    """A state dict of tensors from a file, sha256-checked against a torch.hub name suffix;
+    `named`: the other values backbone.weights accepts, for the not-found message."""
     path = Path(source).expanduser()
     if not path.is_file():
         raise SegserError(
-            f"{path}: VGGish weights file not found. Pass an existing file, "
-            "'torchvggish' (download the released weights) or 'none' as backbone.weights"
+            f"{path}: weights file not found. Pass an existing file, {named} as backbone.weights"
         )
     _check_sha256(path, "Use the released file, or rename your own file without a hash suffix")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # garbage raises anything from KeyError to UnpicklingError
-        raise _unreadable(path, err) from err
-    return _as_state_dict(path, state)
+        raise _unreadable(path, err, fix) from err
+    return _as_state_dict(path, state, fix)
 
 
 def load_vggish(
@@ -60,8 +70,15 @@ def load_vggish(
 ) -> nn.Module:
     """Load `source` (as load_vggish_state_dict reads it) into `model` strictly; one-line error."""
     state = load_vggish_state_dict(source, model_dir, url)
-    if state is None:
-        return model
+    if state is not None:
+        load_strictly(model, state, source)
+    return model
+
+
+def load_strictly(
+    model: nn.Module, state: Mapping[str, Tensor], source: str, fix: str = _FORMAT_FIX
+) -> None:
+    """`model.load_state_dict(state, strict=True)`, with every misfit named in one line."""
     expected = model.state_dict()
     problems = []
     if missing := sorted(expected.keys() - state.keys()):
@@ -77,10 +94,9 @@ def load_vggish(
         problems.append(f"wrong shapes {_some(mismatched)}")
     if problems:
         raise SegserError(
-            f"{source}: does not fit {type(model).__name__}: {'; '.join(problems)}. {_FORMAT_FIX}"
+            f"{source}: does not fit {type(model).__name__}: {'; '.join(problems)}. {fix}"
         )
     model.load_state_dict(state, strict=True)
-    return model
 
 
 def _download(url: str, model_dir: str | None) -> dict[str, Tensor]:
@@ -141,17 +157,17 @@ def _check_sha256(path: Path, fix: str) -> None:
         )
 
 
-def _as_state_dict(path: Path, state: Any) -> dict[str, Tensor]:
+def _as_state_dict(path: Path, state: Any, fix: str = _FORMAT_FIX) -> dict[str, Tensor]:
     if not isinstance(state, Mapping) or not all(
         isinstance(k, str) and isinstance(v, Tensor) for k, v in state.items()
     ):
         raise SegserError(
-            f"{path}: holds a {type(state).__name__}, not a state dict of tensors. {_FORMAT_FIX}"
+            f"{path}: holds a {type(state).__name__}, not a state dict of tensors. {fix}"
         )
     return dict(state)
 
 
-def _unreadable(path: Path, err: BaseException) -> SegserError:
+def _unreadable(path: Path, err: BaseException, fix: str = _FORMAT_FIX) -> SegserError:
     # torch's weights_only message is a page of boilerplate; keep the first sentence that says why
     # (the refused GLOBAL, say), and never its advice to allow-list globals or drop weights_only.
     boilerplate = ("Weights only load failed", "Please file an issue", "Check the documentation")
@@ -160,8 +176,7 @@ def _unreadable(path: Path, err: BaseException) -> SegserError:
     why = next((line for line in lines if "GLOBAL" in line), lines[0] if lines else "")
     why = why.split(". ")[0].rstrip(".") or type(err).__name__
     return SegserError(
-        f"{path}: cannot be read as a state dict by torch.load(weights_only=True) ({why}). "
-        f"{_FORMAT_FIX}"
+        f"{path}: cannot be read as a state dict by torch.load(weights_only=True) ({why}). {fix}"
     )
 
 

@@ -1,0 +1,154 @@
+"""Benchmark: transfer learning on 2 CPU cores, with a frozen backbone's cached embeddings.
+
+Prints (a) the wall time of the paper's Table 4 grid (head.units 100, 200, 400 x 6 seeds) on the
+demo corpus with the packaged YAMNet frozen, run as a user's command, including the one embedding
+pass (target < 3 min); (b) the time of one training epoch on cached embeddings vs through the
+frozen backbone, measured in this one process (target >= 50x); (c) fine-tuning training
+segments/s for YAMNet and VGGish (random weights: speed only). Example:
+    python experiments/bench_transfer.py --work-dir /tmp/segser-bench-transfer
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import lightning as L
+import torch
+from hydra import compose, initialize_config_dir
+from lightning.pytorch import Callback
+from omegaconf import DictConfig
+
+from segser.components import build_datamodule, model_config, read_corpus
+from segser.entry import CONF_DIR
+from segser.models.factory import build_classifier
+
+REPO = Path(__file__).resolve().parents[1]
+# The grid as a user types it; the frozen head trains from scratch, so it takes the demo's
+# head settings (lr 1e-3, patience 8): at the paper's fine-tuning lr 1e-6 and patience 50 each
+# job would run its 1000 epochs.
+GRID = [
+    "experiment=paper_table4",
+    "dataset=demo",
+    "backbone=yamnet",
+    "backbone.freeze=true",
+    "optimizer.lr=1e-3",
+    "callbacks.early_stopping.patience=8",
+    "num_threads=1",  # 2 jobs side by side (hydra/launcher=parallel), one core each
+    "callbacks.progress_bar=null",
+]
+
+
+def composed(config_name: str, overrides: list[str]) -> DictConfig:
+    """The app's config with these overrides, as `python -m segser.train` composes it."""
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        return compose(config_name, overrides=overrides)
+
+
+def table4_grid(work: Path) -> None:
+    """(a) the 18-job grid through `python -m segser.train -m`, from an empty feature cache."""
+    data, out = work / "data", work / "outputs"
+    shutil.rmtree(data / "cache", ignore_errors=True)
+    shutil.rmtree(out, ignore_errors=True)
+    # Write the demo corpus first: it stands in for a corpus already on disk.
+    read_corpus(composed("train", ["dataset=demo", f"paths.data_dir={data}"]).dataset)
+    command = [sys.executable, "-m", "segser.train", "-m", *GRID]
+    command += [f"paths.data_dir={data}", f"paths.output_dir={out}"]
+    print("(a)", " ".join(command[1:]))
+    start = time.perf_counter()
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    jobs = len(list(out.glob("multirun/*/*/*/metrics.json")))
+    status = "ok" if done.returncode == 0 else f"exit {done.returncode}: {done.stderr[-400:]}"
+    print(f"(a) Table 4 grid, {jobs}/18 jobs: {seconds:.0f} s wall (target < 180 s) [{status}]")
+
+
+class EpochTimer(Callback):
+    def __init__(self) -> None:
+        self.seconds: list[float] = []
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        self.start = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        self.seconds.append(time.perf_counter() - self.start)
+
+
+def epoch_seconds(cfg, cache_embeddings: bool, epochs: int) -> float:
+    """Seconds of one training epoch (best of `epochs`), caches built beforehand."""
+    L.seed_everything(0)
+    model = build_classifier(model_config(cfg))
+    datamodule = build_datamodule(cfg, read_corpus(cfg.dataset), backbone=model.backbone)
+    if not cache_embeddings:
+        datamodule.frozen_backbone = None  # the same run, through the frozen backbone
+    datamodule.prepare_data()
+    timer = EpochTimer()
+    trainer = L.Trainer(
+        max_epochs=epochs,
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[timer],
+        accelerator="cpu",
+    )
+    trainer.fit(model, datamodule=datamodule)
+    return min(timer.seconds)
+
+
+def cached_vs_backbone(work: Path) -> None:
+    """(b) one epoch of the demo's frozen-YAMNet head, cached embeddings vs backbone each epoch."""
+    cfg = composed("train", ["experiment=demo", f"paths.data_dir={work / 'data'}"])
+    cached = epoch_seconds(cfg, cache_embeddings=True, epochs=3)
+    direct = epoch_seconds(cfg, cache_embeddings=False, epochs=1)
+    print(
+        f"(b) one training epoch: cached embeddings {cached:.2f} s, frozen YAMNet each epoch "
+        f"{direct:.1f} s: {direct / cached:.0f}x (target >= 50x)"
+    )
+
+
+def fine_tuning_speed(backbone: str, steps: int, batch_size: int = 32) -> float:
+    """Training segments/s of the whole network (forward, backward, Adam step), random weights."""
+    cfg = composed("train", [f"backbone={backbone}", "backbone.weights=none"])
+    model = build_classifier(model_config(cfg)).train()
+    optimizer = model.configure_optimizers()
+    patches, labels = torch.randn(batch_size, 1, 96, 64), torch.arange(batch_size) % 4
+    start = 0.0
+    for step in range(steps + 1):
+        if step == 1:  # the first step warms up allocators and kernels
+            start = time.perf_counter()
+        optimizer.zero_grad()
+        model.loss(model(patches), labels).backward()
+        optimizer.step()
+    return steps * batch_size / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--work-dir", type=Path, default=Path("/tmp/segser-bench-transfer"))
+    parser.add_argument("--parts", default="abc", help="which of a, b, c to run")
+    parser.add_argument("--steps", type=int, default=5, help="fine-tuning steps per backbone")
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    if "a" in args.parts:
+        table4_grid(args.work_dir)
+    if "b" in args.parts:
+        cached_vs_backbone(args.work_dir)
+    if "c" in args.parts:
+        speeds = {name: fine_tuning_speed(name, args.steps) for name in ("yamnet", "vggish")}
+        print(
+            "(c) fine-tuning, training segments/s: "
+            + ", ".join(f"{name} {speed:.1f}" for name, speed in speeds.items())
+            + f" (YAMNet {speeds['yamnet'] / speeds['vggish']:.1f}x VGGish)"
+        )
+
+
+if __name__ == "__main__":
+    main()

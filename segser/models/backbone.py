@@ -1,0 +1,42 @@
+"""One interface for every backbone: embedding size, the features it was trained on, its weights.
+
+A backbone maps a log-mel patch [B, 1, 96, 64] to an embedding [B, embedding_dim]. Adding one
+means one module (a `Backbone` subclass under segser.models) and one conf/backbone/*.yaml.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any, ClassVar
+
+from torch import nn
+
+from segser.errors import SegserError
+
+
+class Backbone(nn.Module):
+    """A patch embedder. `required_features`: feature settings its weights were trained on."""
+
+    embedding_dim: int
+    required_features: ClassVar[Mapping[str, float]] = MappingProxyType({})
+
+    def load_weights(self, source: str) -> None:
+        """Load `source`: "none" keeps the random init, anything else is a state-dict file."""
+        from segser.models.weights import load_state_dict_file, load_strictly
+
+        if source != "none":
+            load_strictly(self, load_state_dict_file(source), source)
+
+
+def check_features(backbone: Backbone, features: Mapping[str, Any], name: str) -> None:
+    """Refuse features the backbone's weights were not trained on, naming both keys."""
+    for key, needed in type(backbone).required_features.items():
+        value = features.get(key)
+        if value is not None and not math.isclose(float(value), needed, rel_tol=1e-9):
+            raise SegserError(
+                f"features.{key}={value} contradicts backbone={name}, whose weights expect "
+                f"features.{key}={needed}. Drop the features.{key} override "
+                f"(backbone={name} selects its own features) or choose another backbone."
+            )

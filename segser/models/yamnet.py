@@ -1,0 +1,101 @@
+"""YAMNet (Plakal & Ellis, Google's research/audioset): MobileNetV1 on VGGish's log-mel patch.
+
+Pre-trained on AudioSet like VGGish, 3.7M parameters instead of 72M. Batch norm is folded into
+the convolutions (every conv has a bias), each conv is followed by ReLU, and padding is
+TensorFlow's SAME: for stride 2 the extra row/column goes at the bottom/right. Weights:
+segser/models/pretrained/ (see its README) or a file; see yamnet_weights.py.
+"""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from segser.models.backbone import Backbone
+
+# (stride, out channels) of layers 1-13, the depthwise-separable ones (layer 0: 3x3 conv, s2, 32).
+_SEPARABLE_LAYERS = (
+    (1, 64), (2, 128), (1, 128), (2, 256), (1, 256), (2, 512),
+    (1, 512), (1, 512), (1, 512), (1, 512), (1, 512), (2, 1024), (1, 1024),
+)  # fmt: skip
+AUDIOSET_CLASSES = 521
+
+
+def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
+    """TensorFlow SAME: output ceil(size / stride); the odd pixel of padding goes after."""
+    total = max((-(-size // stride) - 1) * stride + kernel - size, 0)
+    return total // 2, total - total // 2
+
+
+class SameConv2d(nn.Conv2d):
+    """A Conv2d padded as TensorFlow's SAME (which `padding=1` is not for stride 2)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        top, bottom = same_padding(x.shape[-2], self.kernel_size[0], self.stride[0])
+        left, right = same_padding(x.shape[-1], self.kernel_size[1], self.stride[1])
+        if (top, left) == (bottom, right):  # symmetric: let the convolution pad (no copy)
+            x = F.conv2d(x, self.weight, self.bias, self.stride, (top, left), 1, self.groups)
+        else:
+            x = F.conv2d(F.pad(x, (left, right, top, bottom)), self.weight, self.bias,
+                         self.stride, 0, 1, self.groups)  # fmt: skip
+        return F.relu_(x)
+
+
+class _Conv(nn.Module):
+    def __init__(self, out_channels: int, stride: int) -> None:
+        super().__init__()
+        self.conv = SameConv2d(1, out_channels, 3, stride)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.conv(x)
+
+
+class _Separable(nn.Module):
+    def __init__(self, in_channels: int, out_channels: int, stride: int) -> None:
+        super().__init__()
+        self.depthwise = SameConv2d(in_channels, in_channels, 3, stride, groups=in_channels)
+        self.pointwise = SameConv2d(in_channels, out_channels, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.pointwise(self.depthwise(x))
+
+
+class YAMNet(Backbone):
+    """Patch [B, 1, 96 frames, 64 mel bands] -> embedding [B, 1024] (global average pool).
+
+    `classifier` (AudioSet's 521 scores) is kept so the released file loads strictly and for
+    `audioset_logits`; it is frozen and unused by emotion training.
+    """
+
+    embedding_dim = 1024
+    required_features = MappingProxyType({"log_offset": 0.001})
+
+    def __init__(self) -> None:
+        super().__init__()
+        layers: list[nn.Module] = [_Conv(32, stride=2)]
+        channels = 32
+        for stride, out_channels in _SEPARABLE_LAYERS:
+            layers.append(_Separable(channels, out_channels, stride))
+            channels = out_channels
+        self.layers = nn.Sequential(*layers)
+        self.classifier = nn.Linear(self.embedding_dim, AUDIOSET_CLASSES)
+        self.classifier.requires_grad_(False)  # DDP must not wait for gradients it never gets
+        # Depthwise convolutions run ~1.6x faster on CPU with channels-last weights (measured
+        # with experiments/bench_transfer.py's model); outputs agree to 1e-7.
+        self.to(memory_format=torch.channels_last)
+
+    def forward(self, patch: Tensor) -> Tensor:
+        return self.layers(patch).mean(dim=(2, 3))
+
+    def audioset_logits(self, patch: Tensor) -> Tensor:
+        """AudioSet class logits [B, 521] (sigmoid gives YAMNet's scores)."""
+        return self.classifier(self(patch))
+
+    def load_weights(self, source: str) -> None:
+        """ "packaged" (the vendored, hash-checked file), a path (BN folded if separate), "none"."""
+        from segser.models.yamnet_weights import load_yamnet
+
+        load_yamnet(self, source)
