@@ -137,6 +137,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--quick", action="store_true", help="fold 1, non-overlapping, 1 epoch: a smoke run"
     )
+    parser.add_argument(
+        "--rows", default="", help="only segser rows whose name contains this (e.g. frozen)"
+    )
     args = parser.parse_args(argv)
     if not args.root.is_dir():
         print(f"error: {args.root}: corpus not found; pass --root", file=sys.stderr)
@@ -157,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     for fold in folds:
         split = speaker_folds_split(clips, fold, args.num_folds, 1, 0)
         results[(peer, "whole clip")].append(peer_scores(features, labels, split))
-    for row in ROWS:
+    for row in (r for r in ROWS if args.rows.lower() in r.name.lower()):
         weights[row.name] = row.weights
         runnable = row.needs is None or (Path(CONF_DIR) / row.needs).is_file()
         for segmentation in segmentations:
