@@ -3,8 +3,8 @@ PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
-# the newest sweep directory, for `make report`
-SWEEP_DIR ?= $(lastword $(sort $(wildcard outputs/multirun/*/*)))
+# a sweep directory for `make report`; empty: the newest under $SEGSER_OUTPUT_DIR/multirun
+SWEEP_DIR ?=
 
 .PHONY: install demo test test-slow lint format bench bench-transfer bench-real sweep report clean
 

@@ -18,17 +18,20 @@ from pathlib import Path
 
 ONE_PASS = """
 import json, resource, sys, time
+from functools import partial
 from pathlib import Path
 from segser.data.segmentation import SegmentationSettings
 from segser.data.datamodule import SegmentDataModule
 from segser.data.demo import read_demo_corpus
 from segser.data.features import LogMelSettings
+from segser.data.splits import random_split
 
 clips_n, work = int(sys.argv[1]), Path(sys.argv[2])
 label_map = {"ang": "angry", "hap": "happy", "exc": "happy", "sad": "sad", "neu": "neutral"}
 clips = read_demo_corpus(work / f"demo-{clips_n}", label_map, num_clips=clips_n)
 dm = SegmentDataModule(clips, ["angry", "happy", "sad", "neutral"], work / "cache",
-                       SegmentationSettings(1.0, 0.5), LogMelSettings())
+                       SegmentationSettings(1.0, 0.5), LogMelSettings(),
+                       partial(random_split, ratios=(0.8, 0.1, 0.1), seed=0))
 dm.prepare_data()
 if sys.argv[3] == "build":
     raise SystemExit(0)

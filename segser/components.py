@@ -28,8 +28,8 @@ def read_corpus(dataset: DictConfig) -> list[Clip]:
     if dataset.get("root") is None:
         raise SegserError(
             f"dataset '{dataset.name}' has no root. Point at the corpus with "
-            "dataset.root=/path/to/it (IEMOCAP: the IEMOCAP_full_release folder, or export "
-            "IEMOCAP_ROOT=...), or try the built-in corpus with dataset=demo."
+            "dataset.root=/path/to/IEMOCAP_full_release (or export IEMOCAP_ROOT=...), "
+            "or try the built-in corpus with dataset=demo."
         )
     # Call outside instantiate(), which would wrap our one-line errors in its own exception.
     clips = instantiate(dataset.reader, _partial_=True)()
@@ -45,7 +45,9 @@ def read_corpus(dataset: DictConfig) -> list[Clip]:
 
 
 def segmentation_settings(cfg: DictConfig) -> SegmentationSettings:
-    return SegmentationSettings(cfg.segmentation.window_seconds, cfg.segmentation.hop_seconds)
+    segmentation = cfg.segmentation
+    tail = segmentation.get("tail", "pad")  # checkpoints saved before the option cut this way
+    return SegmentationSettings(segmentation.window_seconds, segmentation.hop_seconds, tail)
 
 
 def feature_settings(cfg: DictConfig) -> LogMelSettings:
@@ -63,7 +65,6 @@ def model_config(cfg: DictConfig) -> dict[str, Any]:
                 "classes": cfg.classes,
                 "segmentation": cfg.segmentation,
                 "features": cfg.features,
-                "dataset": cfg.dataset.name,  # the training corpus: evaluate spots a foreign one
             }
         ),
         resolve=True,
@@ -78,7 +79,6 @@ def build_datamodule(
 ) -> SegmentDataModule:
     """`backbone`: the model's; with backbone.freeze=true (and data.cache_embeddings) the
     datamodule serves its embeddings, computed once and cached, instead of patches."""
-    split = cfg.split
     frozen = (
         backbone is not None
         and cfg.backbone.get("freeze", False)
@@ -90,14 +90,7 @@ def build_datamodule(
         cache_dir=cfg.paths.cache_dir,
         segmentation=segmentation_settings(cfg),
         features=feature_settings(cfg),
-        split_name=split.name,
-        split_seed=split.seed,
-        split_ratios=split.get("ratios", (0.8, 0.1, 0.1)),
-        split_fold=split.get("fold", 1),
-        split_test_speakers=split.get("test_speakers", ()),
-        split_val_fraction=split.get("val_fraction", 0.1),
-        split_num_folds=split.get("num_folds", 4),
-        split_val_speakers=split.get("val_speakers", 1),
+        split=instantiate(cfg.split),  # a partial: the split function with its settings
         batch_size=cfg.data.batch_size,
         num_workers=cfg.data.num_workers,
         on_bad_clip=cfg.data.on_bad_clip,

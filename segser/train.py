@@ -6,6 +6,8 @@ write metrics.json, predictions.csv and the confusion matrix into the Hydra run 
 
 from __future__ import annotations
 
+import csv
+import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -26,11 +28,14 @@ from segser.components import (
     model_config,
     read_corpus,
 )
+from segser.config_checks import check_config
 from segser.data.clips import Clip
 from segser.data.datamodule import SegmentDataModule
 from segser.entry import CONF_DIR, in_multirun, report_user_errors, run_dir
+from segser.models.checkpoint import RunRecorder
 from segser.models.factory import build_classifier
 from segser.models.module import SegmentEmotionClassifier
+from segser.resume import AtomicCheckpointIO, ResumeState, resume_from
 from segser.runs.outputs import metrics_payload, prediction_rows, write_metrics, write_predictions
 
 log = logging.getLogger("segser")
@@ -48,6 +53,7 @@ def sweep_group() -> str | None:
 
 def train(cfg: DictConfig, out_dir: Path, group: str | None = None) -> dict[str, Any]:
     """One training run; returns the metrics.json payload. Usable without Hydra's app."""
+    check_config(cfg)  # before any corpus scan or cache build
     out_dir.mkdir(parents=True, exist_ok=True)
     if cfg.get("num_threads"):
         torch.set_num_threads(cfg.num_threads)
@@ -55,14 +61,23 @@ def train(cfg: DictConfig, out_dir: Path, group: str | None = None) -> dict[str,
     clips = read_corpus(cfg.dataset)
     model = build_classifier(model_config(cfg))
     datamodule = build_datamodule(cfg, clips, out_dir / "split.json", backbone=model.backbone)
-    callbacks = build_callbacks(cfg, out_dir)
+    # Checkpoints carry the run's corpus and split (evaluate tests the same clips) and the
+    # random generators (a resumed run draws what an unkilled one would).
+    dataset = OmegaConf.to_container(cfg.dataset, resolve=True)
+    callbacks = [*build_callbacks(cfg, out_dir), RunRecorder(dataset), ResumeState()]
     loggers = build_loggers(cfg, out_dir, group)
     trainer: L.Trainer = instantiate(
-        cfg.trainer, callbacks=callbacks, logger=loggers or False, default_root_dir=out_dir
+        cfg.trainer,
+        callbacks=callbacks,
+        logger=loggers or False,
+        default_root_dir=out_dir,
+        plugins=[AtomicCheckpointIO()],
     )
     status = "failed"
     try:
-        trainer.fit(model, datamodule=datamodule)
+        resume = resume_from(out_dir, cfg.get("ckpt_path"))
+        trainer.fit(model, datamodule=datamodule, ckpt_path=resume, weights_only=True)
+        epochs_trained = trainer.current_epoch  # epochs run, early stopping or not
         best = best_checkpoint(callbacks)
         if trainer.world_size > 1:
             # Distributed samplers pad and repeat segments; clip metrics must see each once.
@@ -80,7 +95,7 @@ def train(cfg: DictConfig, out_dir: Path, group: str | None = None) -> dict[str,
                 default_root_dir=out_dir,
             )
         trainer.test(model, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
-        payload = save_test_results(cfg, out_dir, model, datamodule, clips, best, trainer)
+        payload = save_test_results(cfg, out_dir, model, datamodule, clips, best, epochs_trained)
         for logger in loggers:
             if isinstance(logger, WandbLogger):
                 log_to_wandb(logger, out_dir, payload)
@@ -102,16 +117,11 @@ def save_test_results(
     datamodule: SegmentDataModule,
     clips: list[Clip],
     best: str | None,
-    trainer: L.Trainer,
+    epochs_trained: int,
 ) -> dict[str, Any]:
     """predictions.csv, metrics.json and the confusion matrix from the test epoch's outputs."""
-    logits, labels, clip_index = (
-        torch.cat(parts) for parts in zip(*model.test_outputs, strict=True)
-    )
     rows = prediction_rows(
-        logits,
-        labels,
-        clip_index,
+        model.test_clips,
         datamodule.datasets["test"].segment_index(),
         [c.clip_id for c in clips],
         list(cfg.classes),
@@ -123,10 +133,10 @@ def save_test_results(
         model.test_results,
         list(cfg.classes),
         num_test_clips=len(datamodule.split.test),
-        num_test_segments=len(labels),
+        num_test_segments=len(rows),
         split=datamodule.split.description,
         best_checkpoint=best,
-        epochs_trained=trainer.current_epoch,
+        epochs_trained=epochs_trained,
         config=OmegaConf.to_container(cfg, resolve=True),
     )
     write_metrics(out_dir, payload)
@@ -138,8 +148,8 @@ def save_test_results(
 def log_to_wandb(logger: WandbLogger, out_dir: Path, payload: dict[str, Any]) -> None:
     """Confusion matrix image and predictions table beside the per-epoch metrics."""
     logger.log_image(key="test/confusion_matrix", images=[str(out_dir / "confusion_matrix.png")])
-    with open(out_dir / "predictions.csv") as handle:
-        header, *body = (line.rstrip("\n").split(",") for line in handle)
+    with open(out_dir / "predictions.csv", newline="") as handle:
+        header, *body = csv.reader(handle)
     logger.log_table(key="test/predictions", columns=header, data=body)
     logger.experiment.summary.update({f"test/{k}": v for k, v in payload["metrics"].items()})
 
@@ -147,6 +157,10 @@ def log_to_wandb(logger: WandbLogger, out_dir: Path, payload: dict[str, Any]) ->
 @report_user_errors
 def run(cfg: DictConfig) -> float | None:
     """The Hydra job; returns test ALCA so sweepers can optimise it."""
+    finished = run_dir() / "metrics.json"
+    if in_multirun() and finished.is_file():  # a sweep started again reruns only the rest
+        log.info("%s exists: this job finished before, skipped", finished)
+        return json.loads(finished.read_text())["metrics"]["ALCA"]
     payload = train(cfg, run_dir(), sweep_group())
     return payload["metrics"]["ALCA"] if payload else None
 

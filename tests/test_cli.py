@@ -79,7 +79,7 @@ def test_a_nan_clip_fails_in_one_line_then_skip_trains_without_it(tmp_path: Path
     rows.append("nan.wav,sad,spk1,s1")
     (corpus / "manifest.csv").write_text("\n".join(rows) + "\n")
     args = [
-        "experiment=demo",
+        "experiment=demo_baseline",
         "dataset=manifest",
         f"dataset.csv={corpus / 'manifest.csv'}",
         "trainer.max_epochs=1",

@@ -94,3 +94,13 @@ def test_slurm_launcher_and_ddp_trainer_compose() -> None:
         "segmentation": "overlap,nonoverlap",
         "seed": "0,1,2,3,4,5",
     }
+
+
+@pytest.mark.parametrize("split", options("split"))
+def test_every_split_config_is_one_partial_that_splits_the_clips(split: str) -> None:
+    from tests.data.test_splits import corpus
+
+    clips = corpus(10)
+    made = instantiate(composed([f"split={split}", "seed=3"]).split)(clips)
+    assert made.description["name"] == split and made.description["seed"] == 3
+    assert sorted(made.train + made.val + made.test) == list(range(len(clips)))

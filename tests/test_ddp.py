@@ -13,7 +13,7 @@ from tests.segser_cli import run_segser
 
 
 def test_two_process_ddp_run_tests_each_clip_once(tmp_path: Path) -> None:
-    overrides = ["experiment=demo", "dataset.num_clips=40", "callbacks.progress_bar=null"]
+    overrides = ["experiment=demo_baseline", "dataset.num_clips=40", "callbacks.progress_bar=null"]
     result = run_segser(
         "segser.train", *overrides, "trainer.max_epochs=2",
         "trainer.accelerator=cpu", "trainer.devices=2", "trainer.strategy=ddp",
@@ -23,6 +23,7 @@ def test_two_process_ddp_run_tests_each_clip_once(tmp_path: Path) -> None:
     (run,) = (tmp_path / "outputs" / "runs").glob("*/*")
     payload = json.loads((run / "metrics.json").read_text())
     assert sum(map(sum, payload["confusion_matrix"])) == payload["num_test_clips"]
+    assert payload["epochs_trained"] == 2  # max_epochs, as fit's trainer.current_epoch counts
     # A single-process re-test of the best checkpoint sees the same segments and clips.
     cfg = composed(
         "evaluate",

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 import subprocess
 import tracemalloc
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -17,12 +17,13 @@ import torchaudio.functional as AF
 from hydra import compose, initialize_config_dir
 
 import segser.predict as predict_module
+from segser.data.audio import resample, stream_resampler
 from segser.data.features import segment_patches
 from segser.data.segmentation import count_segments, segment_waveform
-from segser.data.stream import BlockResampler, SegmentCutter
+from segser.data.stream import SegmentCutter
 from segser.entry import CONF_DIR
 from segser.metrics.clip_accuracy import clip_votes
-from segser.models.factory import load_classifier
+from segser.models.checkpoint import load_classifier
 from segser.predict import main, predict
 from segser.train import train
 from tests.conftest import SHARED_EMODB
@@ -36,7 +37,7 @@ def checkpoint(tmp_path_factory) -> Path:
     """A tiny model trained in-process on 48 demo clips (as tests/test_train.py does)."""
     tmp = tmp_path_factory.mktemp("predict_run")
     overrides = [
-        "experiment=demo",
+        "experiment=demo_baseline",
         f"paths.data_dir={tmp / 'data'}",
         f"paths.output_dir={tmp / 'outputs'}",
         "dataset.num_clips=48",
@@ -103,23 +104,26 @@ def assert_matches_reference(model, path: Path, out_dir: Path, stem: str) -> Non
 
 @pytest.mark.parametrize(("orig_hz", "new_hz"), [(22050, 16000), (44100, 16000), (8000, 16000)])
 @pytest.mark.parametrize("block", [37, 4410, 50_000])
-def test_block_resampler_equals_whole_signal_resampling(orig_hz, new_hz, block) -> None:
-    signal = torch.rand(3 * orig_hz + 123, generator=torch.Generator().manual_seed(0)) * 2 - 1
-    resampler = BlockResampler(orig_hz, new_hz)
-    parts = [resampler.push(signal[i : i + block]) for i in range(0, len(signal), block)]
-    streamed = torch.cat([*parts, resampler.finish()])
-    torch.testing.assert_close(streamed, AF.resample(signal, orig_hz, new_hz), atol=1e-6, rtol=0)
+def test_streamed_resampling_equals_whole_signal_resampling(orig_hz, new_hz, block) -> None:
+    signal = np.random.default_rng(0).uniform(-1, 1, 3 * orig_hz + 123).astype(np.float32)
+    push = stream_resampler(orig_hz, new_hz)
+    parts = [push(signal[i : i + block], False) for i in range(0, len(signal), block)]
+    streamed = np.concatenate([*parts, push(signal[:0], True)])
+    whole = resample(signal, orig_hz, new_hz)
+    assert len(whole) == round(len(signal) * new_hz / orig_hz)
+    np.testing.assert_array_equal(streamed, whole)  # the same samples, not just close ones
 
 
 @pytest.mark.parametrize(("window", "hop"), [(1.0, 0.5), (1.0, 1.0), (0.5, 1.0), (0.96, 0.25)])
 @pytest.mark.parametrize("length", [1, 15_999, 16_000, 40_001])
 @pytest.mark.parametrize("block", [333, 16_000])
-def test_segment_cutter_equals_whole_clip_segmentation(window, hop, length, block) -> None:
+@pytest.mark.parametrize("tail", ["pad", "stop"])
+def test_segment_cutter_equals_whole_clip_segmentation(window, hop, length, block, tail) -> None:
     signal = torch.rand(length, generator=torch.Generator().manual_seed(1))
-    cutter = SegmentCutter(16_000, window, hop)
+    cutter = SegmentCutter(16_000, window, hop, tail)
     parts = [cutter.push(signal[i : i + block]) for i in range(0, length, block)]
     streamed = torch.cat([*parts, cutter.finish()])
-    assert torch.equal(streamed, segment_waveform(signal, 16_000, window, hop))
+    assert torch.equal(streamed, segment_waveform(signal, 16_000, window, hop, tail))
 
 
 @pytest.mark.parametrize("rate", [16_000, 22_050])
@@ -133,7 +137,7 @@ def test_predictions_equal_the_model_on_whole_file_patches(checkpoint, model, tm
     rows, errors = run(checkpoint, tmp_path / "out", path)
     assert not errors
     assert_matches_reference(model, path, tmp_path / "out", path.stem)
-    resampled = math.ceil(len(data) * 16_000 / rate)
+    resampled = len(resample(data, rate, 16_000))
     assert rows[0]["segments"] == count_segments(resampled, 16_000, WINDOW, HOP)
 
 
@@ -199,10 +203,9 @@ def test_folders_outputs_and_name_collisions(checkpoint, tmp_path) -> None:
     for row, line in zip(rows, summary, strict=True):
         segments, payload = read_outputs(out, row["output"])
         info = sf.info(str(row["file"]))
-        resampled = math.ceil(info.frames * 16_000 / info.samplerate)
+        resampled = round(info.frames * 16_000 / info.samplerate)
         expected = count_segments(resampled, 16_000, WINDOW, HOP)
-        assert len(segments) == len(payload["segments"]) == expected == int(line["segments"])
-        assert [{k: str(v) for k, v in s.items()} for s in payload["segments"]] == segments
+        assert len(segments) == payload["clip"]["segments"] == expected == int(line["segments"])
         assert line["clip_mean_logits"] == payload["clip"]["mean_logits"]["prediction"]
         assert line["clip_majority"] == payload["clip"]["majority"]["prediction"]
         assert sum(payload["clip"]["majority"]["votes"].values()) == expected
@@ -277,3 +280,20 @@ def test_main_names_a_missing_checkpoint_and_an_empty_folder(checkpoint, tmp_pat
     assert main([str(checkpoint), str(tmp_path), "--out", str(tmp_path / "out")]) == 2
     [line] = error_lines(capsys.readouterr().err)
     assert str(tmp_path) in line and "no audio" in line
+
+
+def test_runs_started_in_the_same_second_get_their_own_folders(checkpoint, tmp_path, monkeypatch):
+    class FrozenClock(datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return datetime(2026, 11, 30, 4, 0, 0)
+
+    monkeypatch.setattr(predict_module, "datetime", FrozenClock)
+    monkeypatch.setenv("SEGSER_OUTPUT_DIR", str(tmp_path / "outputs"))
+    good = emodb("03a01Wa.wav")
+    assert main([str(checkpoint), str(good), "--device", "cpu"]) == 0
+    assert main([str(checkpoint), str(good), "--device", "cpu"]) == 0
+    runs = sorted(p.name for p in (tmp_path / "outputs" / "predict").iterdir())
+    assert runs == ["2026-11-30_04-00-00", "2026-11-30_04-00-00-2"]
+    for name in runs:
+        assert (tmp_path / "outputs" / "predict" / name / "03a01Wa.json").is_file()

@@ -14,8 +14,8 @@ import yaml
 
 from segser.errors import SegserError
 from segser.report import build_report, main
-from segser.runs.tables import PAPER_TABLES, mean_confusion, read_paper_table
-from segser.runs.sweeps import group_jobs, load_results, newest_sweep, sweep_plan
+from segser.runs.sweeps import configurations, load_results, newest_sweep, sweep_plan
+from segser.runs.tables import PAPER_TABLES, mean_confusion
 from tests.segser_cli import run_segser
 
 PAPER_TXT = Path(__file__).resolve().parents[2] / "shared" / "paper.txt"
@@ -111,15 +111,26 @@ def sweep(tmp_path: Path) -> Path:
     return build_sweep(tmp_path / "multirun" / "2026-11-25" / "01-02-03")
 
 
+def grouped(jobs, over=("seed", "split.fold")) -> dict[str, list[str]]:
+    """configuration label -> names of its jobs, in order of first appearance."""
+    labels, _ = configurations(jobs, over)
+    groups: dict[str, list[str]] = {}
+    for name, label in zip(jobs.name, labels, strict=True):
+        if label is not None:
+            groups.setdefault(label, []).append(name)
+    return groups
+
+
 def test_jobs_group_by_overrides_without_seed(sweep: Path) -> None:
     results = load_results(sweep)
-    assert [job.name for job in results.jobs] == ["0", "1", "2", "3", "4", "5"]
-    configurations = group_jobs(results.jobs)
-    assert [c.label for c in configurations] == ["segmentation=overlap", "segmentation=nonoverlap"]
-    assert [[j.name for j in c.jobs] for c in configurations] == [["0", "1", "2"], ["3", "4"]]
-    assert [len(c.succeeded) for c in configurations] == [3, 1]
-    assert [j.name for j in results.missing] == ["4", "5"]
-    separate = group_jobs(results.jobs, over=())
+    assert list(results.jobs.name) == ["0", "1", "2", "3", "4", "5"]
+    assert grouped(results.jobs) == {
+        "segmentation=overlap": ["0", "1", "2"],
+        "segmentation=nonoverlap": ["3", "4"],
+    }
+    assert list(results.jobs[results.jobs.succeeded].name) == ["0", "1", "2", "3"]
+    assert list(results.missing.name) == ["4", "5"]
+    separate = grouped(results.jobs, over=())
     assert len(separate) == 5  # job 5 has no overrides: it cannot be placed in any column
 
 
@@ -128,32 +139,49 @@ def test_loso_folds_and_plus_prefixed_seeds_are_pooled(tmp_path: Path) -> None:
     for i, fold in enumerate([1, 2, 3]):
         overrides = ["experiment=loso", f"split.fold={fold}", "+seed=7"]
         write_job(sweep / str(i), overrides, metrics(0.5, 0.6 + 0.1 * i), NONOVERLAP_CONFUSION)
-    (configuration,) = group_jobs(load_results(sweep).jobs)
-    assert configuration.label == "experiment=loso"
-    assert len(configuration.succeeded) == 3
+    assert grouped(load_results(sweep).jobs) == {"experiment=loso": ["0", "1", "2"]}
     report = build_report(sweep)
-    assert report.columns[0].cells["ALCA"].text() == "0.700 +- 0.100 (3)"
+    assert report.table.loc["ALCA", "experiment=loso"] == "0.700 +- 0.100 (3)"
+
+
+def test_speaker_folds_pool_into_one_configuration(tmp_path: Path) -> None:
+    """K speaker folds x 2 seeds of one setting: one column, mean +- std over all 2K jobs."""
+    sweep, alcas = tmp_path / "folds", []
+    for i, (fold, seed) in enumerate((f, s) for f in (1, 2, 3) for s in (0, 1)):
+        overrides = ["split=speaker_folds", "head.units=100", f"split.fold={fold}", f"seed={seed}"]
+        alcas.append(0.5 + 0.05 * i)
+        write_job(sweep / str(i), overrides, metrics(0.5, alcas[-1]), NONOVERLAP_CONFUSION)
+    assert grouped(load_results(sweep).jobs) == {
+        "split=speaker_folds head.units=100": ["0", "1", "2", "3", "4", "5"]
+    }
+    cells = build_report(sweep).cells.loc[("split=speaker_folds head.units=100", "ALCA")]
+    assert cells["mean"] == pytest.approx(np.mean(alcas))
+    assert cells["std"] == pytest.approx(np.std(alcas, ddof=1))
+    assert cells["n"] == 6
 
 
 def test_cells_are_mean_sample_std_and_n(sweep: Path, tmp_path: Path) -> None:
     report = build_report(sweep, tmp_path / "out")
-    assert report.metrics == ["SA", "ACA", "SCA", "ALCA", "BCA", "UA", "WA"]
-    overlap, nonoverlap = report.columns
-    assert overlap.cells["ALCA"].mean == pytest.approx(0.65)
-    assert overlap.cells["ALCA"].std == pytest.approx(0.05)  # sqrt((0.05^2 + 0.05^2) / 2)
-    assert overlap.cells["SA"].std == pytest.approx(0.02)
-    assert overlap.cells["ALCA"].n == 3
-    assert overlap.cells["ALCA"].text() == "0.650 +- 0.050 (3)"
-    assert nonoverlap.cells["ALCA"].text() == "0.550 +- - (1)"  # n = 1: std shown as '-'
+    assert list(report.table.index) == ["SA", "ACA", "SCA", "ALCA", "BCA", "UA", "WA"]
+    assert list(report.table.columns) == ["segmentation=overlap", "segmentation=nonoverlap"]
+    overlap = report.cells.loc["segmentation=overlap"]
+    assert overlap.loc["ALCA", "mean"] == pytest.approx(0.65)
+    assert overlap.loc["ALCA", "std"] == pytest.approx(0.05)  # sqrt((0.05^2 + 0.05^2) / 2)
+    assert overlap.loc["SA", "std"] == pytest.approx(0.02)
+    assert overlap.loc["ALCA", "n"] == 3
+    assert report.table.loc["ALCA", "segmentation=overlap"] == "0.650 +- 0.050 (3)"
+    # n = 1: std shown as '-'
+    assert report.table.loc["ALCA", "segmentation=nonoverlap"] == "0.550 +- - (1)"
 
 
 def test_markdown_and_csv_hold_the_table_and_the_missing_jobs(sweep: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     build_report(sweep, out)
     markdown = (out / "report.md").read_text()
-    assert "| metric | segmentation=overlap | segmentation=nonoverlap |" in markdown
-    assert "| ALCA | 0.650 +- 0.050 (3) | 0.550 +- - (1) |" in markdown
-    assert "| SA | 0.520 +- 0.020 (3) | 0.560 +- - (1) |" in markdown
+    rows = markdown_rows(markdown)
+    assert rows["metric"] == ["segmentation=overlap", "segmentation=nonoverlap"]
+    assert rows["ALCA"] == ["0.650 +- 0.050 (3)", "0.550 +- - (1)"]
+    assert rows["SA"] == ["0.520 +- 0.020 (3)", "0.560 +- - (1)"]
     assert "Shared by all columns: head.units=200" in markdown
     assert "- `4`: failed: /data/x.wav: not a wav file. Fix it" in markdown
     assert "- `5`: no metrics.json and no error.txt" in markdown
@@ -179,8 +207,8 @@ def test_plots_are_written(sweep: Path, tmp_path: Path) -> None:
 
 
 def test_mean_confusion_averages_row_normalised_matrices(sweep: Path) -> None:
-    overlap = group_jobs(load_results(sweep).jobs)[0]
-    matrix, classes = mean_confusion(overlap.succeeded)
+    jobs = load_results(sweep).jobs
+    matrix, classes = mean_confusion(jobs[jobs.name.isin(["0", "1", "2"])])
     assert classes == CLASSES
     expected = [  # by hand: each job's rows divided by their totals, then averaged over jobs
         [1.5 / 3, 0.5 / 3, 0.0, 1.0 / 3],
@@ -223,13 +251,14 @@ def test_a_sweep_where_every_job_failed_still_reports(tmp_path: Path) -> None:
 
 
 def markdown_rows(markdown: str) -> dict[str, list[str]]:
+    """A Markdown table's rows by their first cell (padding and the |---| rule dropped)."""
     rows = [line.strip("|").split(" | ") for line in markdown.splitlines() if line.startswith("| ")]
     return {row[0].strip(): [c.strip() for c in row[1:]] for row in rows}
 
 
 def test_compare_paper_puts_the_papers_columns_beside_ours(sweep: Path, tmp_path: Path) -> None:
     report = build_report(sweep, tmp_path / "out", compare_paper=True)
-    names = [c.name for c in report.columns]
+    names = list(report.table.columns)
     assert names == [
         "segmentation=overlap",
         "paper: overlap N=200",
@@ -238,9 +267,9 @@ def test_compare_paper_puts_the_papers_columns_beside_ours(sweep: Path, tmp_path
         "paper: overlap N=100",
         "paper: overlap N=400",
     ]
-    assert report.columns[1].cells["ALCA"].text() == "0.687 +- 0.019 (6)"
-    assert report.columns[3].cells["ACA"].text() == "0.196 +- 0.010 (6)"
-    assert "UA" not in report.columns[1].cells
+    assert report.table.loc["ALCA", names[1]] == "0.687 +- 0.019 (6)"
+    assert report.table.loc["ACA", names[3]] == "0.196 +- 0.010 (6)"
+    assert report.table.loc["UA", names[1]] == "-"  # the paper reports no UA
     with open(tmp_path / "out" / "report.csv", newline="") as handle:
         rows = {row[0]: row for row in csv.reader(handle)}
     assert rows["ALCA"][2] == "0.687 +- 0.019 (6)"
@@ -258,11 +287,12 @@ def test_paper_numbers_match_the_paper_text() -> None:
     rows = re.findall(r"^\| (SA|ACA|SCA|ALCA|BCA) \|(.*)\|$", PAPER_TXT.read_text(), re.M)
     printed = [(m, re.findall(r"(\d\.\d+) ± (\d\.\d+)", cells)) for m, cells in rows]
     assert len(printed) == 10  # Table 3's five rows, then Table 4's
-    for (table, text), block in zip(PAPER_TABLES.items(), [printed[:5], printed[5:]], strict=True):
-        ours = read_paper_table(text)
+    with open(PAPER_TABLES, newline="", encoding="utf-8") as handle:
+        ours = list(csv.DictReader(handle))
+    for table, block in zip(["Table 3", "Table 4"], [printed[:5], printed[5:]], strict=True):
+        columns = [row for row in ours if row["source"].startswith(table)]
         for metric, pairs in block:
-            values = [ours[column][metric] for column in ours]
-            assert values == [(float(m), float(s)) for m, s in pairs], (table, metric)
+            assert [tuple(row[metric].split(" ± ")) for row in columns] == pairs, (table, metric)
 
 
 def test_a_single_run_dir_and_a_folder_of_sweeps(sweep: Path, tmp_path: Path) -> None:
@@ -270,19 +300,20 @@ def test_a_single_run_dir_and_a_folder_of_sweeps(sweep: Path, tmp_path: Path) ->
         tmp_path / "runs" / "r1", ["experiment=demo"], metrics(0.4, 0.45), NONOVERLAP_CONFUSION
     )
     single = build_report(run, tmp_path / "single")
-    assert [c.name for c in single.columns] == ["experiment=demo"]
-    assert single.columns[0].cells["ALCA"].text() == "0.450 +- - (1)"
+    assert list(single.table.columns) == ["experiment=demo"]
+    assert single.table.loc["ALCA", "experiment=demo"] == "0.450 +- - (1)"
     assert single.results.plans == []
     build_sweep(tmp_path / "multirun" / "2026-11-26" / "09-00-00")
     both = build_report(tmp_path / "multirun", tmp_path / "both")
     assert len(both.results.plans) == 2
-    assert both.columns[0].cells["ALCA"].n == 6  # same configuration in both sweeps: pooled
+    assert both.cells.loc[("segmentation=overlap", "ALCA"), "n"] == 6  # both sweeps: pooled
     assert newest_sweep(tmp_path / "multirun").name == "09-00-00"
 
 
 def test_main_prints_the_table(sweep: Path, tmp_path: Path, capsys) -> None:
     assert main([str(sweep), "--out", str(tmp_path / "out"), "--over", "seed"]) == 0
-    assert "| ALCA | 0.650 +- 0.050 (3) | 0.550 +- - (1) |" in capsys.readouterr().out
+    printed = markdown_rows(capsys.readouterr().out)
+    assert printed["ALCA"] == ["0.650 +- 0.050 (3)", "0.550 +- - (1)"]
     empty = tmp_path / "empty"
     empty.mkdir()
     assert main([str(empty)]) == 2
@@ -306,3 +337,30 @@ def test_cli_bad_input_is_one_line(problem: str, sweep: Path, tmp_path: Path) ->
     assert result.returncode == 2
     assert "Traceback" not in result.stderr + result.stdout
     assert result.stderr.count("\n") == 1 and result.stderr.startswith(f"error: {named}: ")
+
+
+def test_report_without_a_sweep_dir_takes_the_newest_under_segser_output_dir(
+    tmp_path: Path,
+) -> None:
+    outputs = tmp_path / "outputs"
+    env = {"SEGSER_OUTPUT_DIR": str(outputs), "MPLBACKEND": "Agg"}
+    result = run_segser("segser.report", "--compare-paper", timeout=120, extra_env=env)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith(f"error: {outputs / 'multirun'}: no sweep in it")
+    build_sweep(outputs / "multirun" / "2026-11-25" / "01-02-03")
+    newest = build_sweep(outputs / "multirun" / "2026-11-26" / "09-00-00")
+    result = run_segser("segser.report", timeout=120, extra_env=env)
+    assert result.returncode == 0, result.stderr
+    assert (newest / "report" / "report.md").is_file()
+    assert not (outputs / "multirun" / "2026-11-25" / "01-02-03" / "report").exists()
+
+
+def test_make_report_leaves_finding_the_sweep_to_the_command() -> None:
+    """`make report` passes SWEEP_DIR only when given, so SEGSER_OUTPUT_DIR is honoured."""
+    repo = Path(__file__).resolve().parents[1]
+    dry = ["make", "-s", "-n", "-C", str(repo), "report", "STAMP=Makefile"]
+    recipe = subprocess.run(dry, capture_output=True, text=True, check=True).stdout.split()
+    assert recipe[-3:] == ["-m", "segser.report", "--compare-paper"]
+    given = subprocess.run([*dry, "SWEEP_DIR=x/y"], capture_output=True, text=True, check=True)
+    assert given.stdout.split()[-3:] == ["segser.report", "x/y", "--compare-paper"]

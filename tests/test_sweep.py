@@ -25,8 +25,8 @@ def test_a_failing_job_leaves_the_others_running(tmp_path: Path) -> None:
     (sweep,) = (tmp_path / "outputs" / "multirun").glob("*/*")
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert errors == [
-        f"error: job {sweep / '1'}: split.fold=9 is out of range: the corpus has 5 sessions "
-        "(Ses01, Ses02, Ses03, Ses04, Ses05). Use split.fold=1..5.",
+        f"error: job {sweep / '1'}: split.fold=9 is out of range: allowed 1..5, one fold per "
+        "session",  # checked before the job reads the corpus
         f"error: 1 of 2 jobs failed; the others' results are in {sweep}. "
         f"Summarise them with: python -m segser.report {sweep}",
     ]
@@ -61,7 +61,7 @@ def test_wandb_logger_is_offline_without_key_and_grouped(tmp_path: Path, monkeyp
 def test_submitit_launcher_runs_the_sweep(tmp_path: Path) -> None:
     """The SLURM launcher's machinery (submitit: pickled jobs, one process each), run locally."""
     result = run_segser(
-        "segser.train", "-m", "experiment=demo",
+        "segser.train", "-m", "experiment=demo_baseline",
         "hydra/launcher=submitit_local", "dataset.num_clips=40", "trainer.max_epochs=1",
         "callbacks.progress_bar=null", "seed=0,1", tmp_path=tmp_path,
     )  # fmt: skip

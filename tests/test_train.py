@@ -11,14 +11,14 @@ import numpy as np
 import pytest
 
 from segser.evaluate import evaluate
-from segser.models.factory import load_classifier
+from segser.models.checkpoint import load_classifier
 from segser.train import train
 from tests.hydra_app import composed
 
 
 def demo_config(tmp_path: Path, *extra: str):
     overrides = [
-        "experiment=demo",
+        "experiment=demo_baseline",
         f"paths.data_dir={tmp_path / 'data'}",
         f"paths.output_dir={tmp_path / 'outputs'}",
         "dataset.num_clips=48",
@@ -107,3 +107,45 @@ def test_checkpoint_reloads_and_evaluate_reproduces_the_test(trained_run, tmp_pa
     for name, value in payload["metrics"].items():
         assert again["metrics"][name] == pytest.approx(value, abs=1e-6)
     assert (tmp_path / "eval" / "metrics.json").is_file()
+
+
+@pytest.mark.slow  # ~20 s; tests/models/test_module.py checks divergence in-process
+def test_diverged_training_ends_in_one_line_and_writes_no_metrics(tmp_path: Path) -> None:
+    from tests.segser_cli import run_segser
+
+    result = run_segser(
+        "segser.train", "experiment=demo", "dataset.num_clips=40", "optimizer.lr=1e37",
+        "trainer.max_epochs=3", "callbacks.progress_bar=null", tmp_path=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr[-3000:]
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: training diverged in epoch 0 (counting from 0)"), last
+    assert "Traceback" not in result.stderr
+    assert not list((tmp_path / "outputs").rglob("metrics.json"))
+    assert not list((tmp_path / "outputs").rglob("*.ckpt"))
+
+
+class RecordingLogger:
+    """Stands in for WandbLogger: keeps what log_to_wandb hands it."""
+
+    def __init__(self) -> None:
+        self.tables: dict[str, tuple[list[str], list[list[str]]]] = {}
+        self.experiment = type("Run", (), {"summary": {}})()
+
+    def log_image(self, key: str, images: list[str]) -> None:
+        pass
+
+    def log_table(self, key: str, columns: list[str], data: list[list[str]]) -> None:
+        self.tables[key] = (columns, data)
+
+
+def test_wandb_predictions_table_reads_csv_quoting(tmp_path: Path) -> None:
+    from segser.train import log_to_wandb
+
+    rows = [["clip_id", "label"], ["Ses01F_impro01, take 2", "happy"], ['say "hi"', "sad"]]
+    with open(tmp_path / "predictions.csv", "w", newline="") as handle:
+        csv.writer(handle).writerows(rows)
+    logger = RecordingLogger()
+    log_to_wandb(logger, tmp_path, {"metrics": {"ALCA": 0.5}})
+    assert logger.tables["test/predictions"] == (rows[0], rows[1:])
+    assert logger.experiment.summary == {"test/ALCA": 0.5}

@@ -11,7 +11,7 @@ __all__ = ["segment_patches"]
 
 
 def __getattr__(name: str) -> Any:
-    # Lazy, so importing a light submodule (e.g. splits) does not pull in torchaudio.
+    # Lazy, so importing a light submodule (e.g. splits) does not pull in torch and soxr.
     if name == "segment_patches":
         from segser.data.features import segment_patches
 

@@ -1,9 +1,11 @@
 """On-disk, memory-mapped cache of log-mel patches: computed once per corpus and settings.
 
 Layout of one cache entry `<cache_dir>/<key>/`: `patches.f32` (raw float32 rows of 96x64),
-`index.npz` (row -> clip index, segment index) and `meta.json`. A build writes into
-`<key>.partial/` and resumes from its last checkpointed clip after a kill; the finished entry
-appears with one atomic rename. A file lock keeps concurrent sweep jobs from building twice.
+`index.npz` (row -> clip index, segment index) and `meta.json`. The key covers each clip's
+path, size and mtime_ns, both settings and the resampler, so edited audio is recomputed. Entries
+are built, locked, published and checked as segser.data.cache_entry describes: a broken entry
+is rebuilt, never read. A build resumes from its last checkpointed clip after a kill. Clips
+skipped under `on_bad_clip=skip` are recorded; opening such an entry under `fail` refuses.
 """
 
 from __future__ import annotations
@@ -11,39 +13,52 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from filelock import FileLock
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from segser.data.audio import load_audio
-from segser.data.clips import Clip
+from segser.data.audio import RESAMPLER_ID, load_audio
+from segser.data.cache_entry import (
+    BrokenEntry,
+    build_progress,
+    checkpoint_build,
+    map_rows,
+    open_or_build,
+    read_arrays,
+    read_json,
+    write_json_atomically,
+)
+from segser.data.clips import BadClipPolicy, Clip
 from segser.data.features import LogMelPatcher, LogMelSettings
 from segser.data.segmentation import SegmentationSettings, segment_waveform
-from segser.errors import BadClipError
+from segser.errors import BadClipError, SegserError
 
 log = logging.getLogger("segser")
 
-CACHE_FORMAT_VERSION = 1
+CACHE_FORMAT_VERSION = 3  # 2: key covers mtime_ns, the resampler, segmentation.tail; 3: soxr
 PROGRESS_EVERY_CLIPS = 64
 
 
 def cache_key(
     clips: Sequence[Clip], segmentation: SegmentationSettings, features: LogMelSettings
 ) -> str:
-    """Hash of everything the patches depend on: the clips' files and both settings."""
+    """Hash of everything the patches depend on: the clips' files, both settings, the resampler."""
     digest = hashlib.sha256()
     digest.update(
-        json.dumps([CACHE_FORMAT_VERSION, asdict(segmentation), asdict(features)]).encode()
+        json.dumps(
+            [CACHE_FORMAT_VERSION, RESAMPLER_ID, asdict(segmentation), asdict(features)]
+        ).encode()
     )
     for clip in clips:
-        size = clip.path.stat().st_size if clip.path.exists() else -1
-        digest.update(f"{clip.clip_id}\t{clip.path.resolve()}\t{size}\n".encode())
+        try:
+            stat = clip.path.stat()
+            size, mtime_ns = stat.st_size, stat.st_mtime_ns
+        except OSError:  # a missing clip is a bad clip, reported by the build
+            size, mtime_ns = -1, -1
+        digest.update(f"{clip.clip_id}\t{clip.path.resolve()}\t{size}\t{mtime_ns}\n".encode())
     return digest.hexdigest()[:16]
 
 
@@ -60,24 +75,23 @@ class PatchCache:
 
     @classmethod
     def open(cls, directory: Path) -> PatchCache:
-        meta = json.loads((directory / "meta.json").read_text())
-        index = np.load(directory / "index.npz")
-        rows, frames, bins = meta["rows"], meta["frames"], meta["bins"]
-        patches = (
-            np.memmap(
-                directory / "patches.f32", dtype=np.float32, mode="r", shape=(rows, frames, bins)
-            )
-            if rows
-            else np.zeros((0, frames, bins), dtype=np.float32)
-        )
-        return cls(
-            directory,
-            patches,
-            index["row_clip"],
-            index["row_segment"],
-            meta["clip_ids"],
-            meta["skipped"],
-        )
+        """Open and check an entry; BrokenEntry if any file is partial, truncated or corrupt."""
+        meta = read_json(directory / "meta.json")
+        try:
+            if meta["format_version"] != CACHE_FORMAT_VERSION:
+                raise ValueError(f"format_version {meta['format_version']}")
+            rows, frames, bins = int(meta["rows"]), int(meta["frames"]), int(meta["bins"])
+            clip_ids, skipped = list(meta["clip_ids"]), dict(meta["skipped"])
+        except (KeyError, TypeError, ValueError) as error:
+            raise BrokenEntry(
+                f"meta.json is incomplete ({type(error).__name__}: {error})"
+            ) from error
+        index = read_arrays(directory / "index.npz", {"row_clip": rows, "row_segment": rows})
+        row_clip = index["row_clip"]
+        if rows and not 0 <= int(row_clip.min()) <= int(row_clip.max()) < len(clip_ids):
+            raise BrokenEntry("index.npz points outside the clip table")
+        patches = map_rows(directory / "patches.f32", rows, (frames, bins), np.float32)
+        return cls(directory, patches, row_clip, index["row_segment"], clip_ids, skipped)
 
     def rows_for_clips(self, clip_indices: Sequence[int]) -> np.ndarray:
         """Rows of every segment of the given clips, in cache order."""
@@ -89,21 +103,38 @@ class PatchCache:
         return np.unique(self.row_clip).tolist()
 
 
-def _write_json_atomically(path: Path, payload: dict) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(payload))
-    os.replace(tmp, path)
-
-
 def _patches_for_clip(
     clip: Clip, patcher: LogMelPatcher, segmentation: SegmentationSettings, sample_rate: int
 ) -> np.ndarray:
     waveform = load_audio(clip.path, sample_rate)
     segments = segment_waveform(
-        waveform, sample_rate, segmentation.window_seconds, segmentation.hop_seconds
+        waveform,
+        sample_rate,
+        segmentation.window_seconds,
+        segmentation.hop_seconds,
+        segmentation.tail,
     )
     with torch.no_grad():
         return patcher(segments)[:, 0].numpy().astype(np.float32, copy=False)
+
+
+def _resumable_state(progress_path: Path, data_path: Path, row_bytes: int, clips: int) -> dict:
+    """A killed build's checkpoint if it is whole and its rows are on disk; else a fresh start."""
+    fresh = {"clips_done": 0, "row_clip": [], "row_segment": [], "skipped": {}}
+    if not progress_path.exists():
+        return fresh
+    try:
+        state = read_json(progress_path)
+        rows = len(state["row_clip"])
+        if not 0 <= state["clips_done"] <= clips or rows != len(state["row_segment"]):
+            raise BrokenEntry("progress.json does not fit the clip table")
+        if not data_path.exists() or data_path.stat().st_size < rows * row_bytes:
+            raise BrokenEntry("patches.f32 is shorter than its checkpoint")
+    except (BrokenEntry, KeyError, TypeError) as error:
+        log.warning("%s: cannot resume the cache build (%s); starting over", progress_path, error)
+        return fresh
+    log.info("Resuming the feature cache build at clip %d/%d", state["clips_done"], clips)
+    return state
 
 
 def _build(
@@ -116,12 +147,9 @@ def _build(
     """Append each clip's patches to `partial`, checkpointing progress so a kill loses little."""
     partial.mkdir(parents=True, exist_ok=True)
     progress_path = partial / "progress.json"
-    state = {"clips_done": 0, "row_clip": [], "row_segment": [], "skipped": {}}
-    if progress_path.exists():
-        state = json.loads(progress_path.read_text())
-        log.info("Resuming the feature cache build at clip %d/%d", state["clips_done"], len(clips))
     row_bytes = features.frames_per_patch * features.num_mel_bins * 4
     data_path = partial / "patches.f32"
+    state = _resumable_state(progress_path, data_path, row_bytes, len(clips))
     with open(data_path, "ab") as handle:
         handle.truncate(
             len(state["row_clip"]) * row_bytes
@@ -129,17 +157,9 @@ def _build(
     patcher = LogMelPatcher(features)
 
     def checkpoint(handle) -> None:
-        handle.flush()
-        os.fsync(handle.fileno())
-        _write_json_atomically(progress_path, state)
+        checkpoint_build(handle, progress_path, state)
 
-    columns = (
-        TextColumn("[bold]feature cache"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-    )
-    with open(data_path, "ab") as handle, Progress(*columns) as bar:
+    with open(data_path, "ab") as handle, build_progress("feature cache") as bar:
         task = bar.add_task("clips", total=len(clips), completed=state["clips_done"])
         for index in range(state["clips_done"], len(clips)):
             clip = clips[index]
@@ -176,7 +196,7 @@ def _build(
         "segmentation": asdict(segmentation),
         "features": asdict(features),
     }
-    _write_json_atomically(partial / "meta.json", meta)
+    write_json_atomically(partial / "meta.json", meta)
     progress_path.unlink()
 
 
@@ -185,19 +205,26 @@ def build_or_open_cache(
     cache_dir: str | Path,
     segmentation: SegmentationSettings,
     features: LogMelSettings,
-    on_bad_clip: str = "fail",
+    on_bad_clip: BadClipPolicy = "fail",
 ) -> PatchCache:
-    """Open the cache entry for these clips and settings, building it first if needed."""
-    cache_dir = Path(cache_dir)
-    cache_dir.mkdir(parents=True, exist_ok=True)
+    """Open the cache entry for these clips and settings, building (or rebuilding) it if needed.
+
+    Under `on_bad_clip="fail"`, an entry built under "skip" that left clips out is refused.
+    """
     key = cache_key(clips, segmentation, features)
-    final = cache_dir / key
-    if (final / "meta.json").exists():
-        return PatchCache.open(final)
-    with FileLock(str(cache_dir / f"{key}.lock")):
-        if not (final / "meta.json").exists():  # another job may have finished it meanwhile
-            partial = cache_dir / f"{key}.partial"
-            _build(clips, partial, segmentation, features, on_bad_clip)
-            os.replace(partial, final)
-            log.info("Feature cache written to %s", final)
-    return PatchCache.open(final)
+    cache = open_or_build(
+        Path(cache_dir),
+        key,
+        PatchCache.open,
+        lambda partial: _build(clips, partial, segmentation, features, on_bad_clip),
+        what="feature cache",
+    )
+    if on_bad_clip == "fail" and cache.skipped:
+        names = sorted(cache.skipped)
+        listed = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+        raise SegserError(
+            f"{cache.directory}: this feature cache was built with data.on_bad_clip=skip and "
+            f"leaves out {len(names)} bad clip(s) ({listed}; errors in its meta.json). "
+            "Fix or remove those clips, or run with data.on_bad_clip=skip"
+        )
+    return cache

@@ -36,15 +36,12 @@ def label_counts(clips: Iterable[Clip], classes: Sequence[str] | None = None) ->
     return {label: counts.get(label, 0) for label in keys}
 
 
-def clip_duration_seconds(path: Path) -> float:
-    """Duration from the header; an empty file is a bad clip, since it yields no segment."""
-    # Imported here so that modules needing only `Clip` (splits, metrics) do not load torchaudio.
+def read_clip(clip_id: str, path: Path, label: str, speaker: str, session: str) -> Clip:
+    """A clip with its duration from the file's header; an unusable file raises BadClipError."""
+    # Imported here so that modules needing only `Clip` (splits, metrics) do not load torch.
     from segser.data.audio import audio_duration_seconds
 
-    duration = audio_duration_seconds(path)
-    if duration <= 0.0:
-        raise BadClipError(path, "empty audio (0 samples)", "Remove the clip from the corpus")
-    return duration
+    return Clip(clip_id, path, label, speaker, session, audio_duration_seconds(path))
 
 
 class BadClips:

@@ -20,7 +20,7 @@ from segser.data.clips import Clip
 from segser.data.embedding_cache import build_or_open_embeddings
 from segser.data.features import LogMelSettings
 from segser.data.segmentation import SegmentationSettings
-from segser.data.splits import ClipSplit, make_split
+from segser.data.splits import ClipSplit, SplitFunction
 from segser.errors import SegserError
 
 log = logging.getLogger("segser")
@@ -60,7 +60,10 @@ class SegmentDataset(Dataset):
 
 
 class SegmentDataModule(L.LightningDataModule):
-    """Builds the feature cache once, splits at clip level, and serves segment batches."""
+    """Builds the feature cache once, splits at clip level, and serves segment batches.
+
+    `split` maps the clips that have patches to a ClipSplit (a conf/split partial).
+    """
 
     def __init__(
         self,
@@ -69,14 +72,7 @@ class SegmentDataModule(L.LightningDataModule):
         cache_dir: str | Path,
         segmentation: SegmentationSettings,
         features: LogMelSettings,
-        split_name: str = "random",
-        split_seed: int = 0,
-        split_ratios: Sequence[float] = (0.8, 0.1, 0.1),
-        split_fold: int = 1,
-        split_test_speakers: Sequence[str] = (),
-        split_val_fraction: float = 0.1,
-        split_num_folds: int = 4,
-        split_val_speakers: int = 1,
+        split: SplitFunction,
         batch_size: int = 32,
         num_workers: int = 0,
         on_bad_clip: str = "fail",
@@ -101,16 +97,7 @@ class SegmentDataModule(L.LightningDataModule):
         self.cache_dir = Path(cache_dir)
         self.segmentation = segmentation
         self.features = features
-        self.split_kwargs = dict(
-            name=split_name,
-            seed=split_seed,
-            ratios=tuple(split_ratios),
-            fold=split_fold,
-            test_speakers=tuple(split_test_speakers),
-            val_fraction=split_val_fraction,
-            num_folds=split_num_folds,
-            val_speakers=split_val_speakers,
-        )
+        self.make_split = split
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.on_bad_clip = on_bad_clip
@@ -141,7 +128,7 @@ class SegmentDataModule(L.LightningDataModule):
                 self.cache.directory,
             )
         kept = self.cache.kept_clip_indices
-        split = make_split([self.clips[i] for i in kept], **self.split_kwargs)
+        split = self.make_split([self.clips[i] for i in kept])
         self.split = ClipSplit(
             [kept[i] for i in split.train],
             [kept[i] for i in split.val],

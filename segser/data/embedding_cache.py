@@ -5,8 +5,8 @@ A frozen backbone makes each segment's embedding a fixed function of its patch, 
 it. Rows align with the patch cache's rows. Entry `<cache_dir>/<patch key>-<backbone>-<key>/`
 holds `embeddings.f32` ([rows, embedding_dim] float32) and `meta.json`; the key hashes the patch
 cache key, the backbone's class and settings (its repr) and the sha256 of its loaded weights.
-As for patches: built in `.partial/`, resumable after a kill, renamed into place atomically,
-one builder at a time under a file lock.
+As for patches (segser.data.cache_entry): built in `.partial/`, resumable after a kill, renamed
+into place atomically under a file lock, checked on every open and rebuilt if broken.
 """
 
 from __future__ import annotations
@@ -14,17 +14,23 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from filelock import FileLock
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from torch import nn
 
 from segser.data.cache import PatchCache
+from segser.data.cache_entry import (
+    BrokenEntry,
+    build_progress,
+    checkpoint_build,
+    map_rows,
+    open_or_build,
+    read_json,
+    write_json_atomically,
+)
 
 log = logging.getLogger("segser")
 
@@ -62,61 +68,58 @@ class EmbeddingCache:
 
     @classmethod
     def open(cls, directory: Path) -> EmbeddingCache:
-        meta = json.loads((directory / "meta.json").read_text())
-        rows, dim = meta["rows"], meta["embedding_dim"]
-        embeddings = (
-            np.memmap(directory / "embeddings.f32", dtype=np.float32, mode="r", shape=(rows, dim))
-            if rows
-            else np.zeros((0, dim), dtype=np.float32)
-        )
-        return cls(directory, embeddings)
+        """Open and check an entry; BrokenEntry (then rebuilt) if anything is off."""
+        meta = read_json(directory / "meta.json")
+        try:
+            rows, dim = int(meta["rows"]), int(meta["embedding_dim"])
+        except (KeyError, TypeError, ValueError) as error:
+            raise BrokenEntry(f"meta.json is incomplete ({error})") from error
+        return cls(directory, map_rows(directory / "embeddings.f32", rows, (dim,), np.float32))
 
 
-def _write_json_atomically(path: Path, payload: dict) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(payload))
-    os.replace(tmp, path)
+def _rows_to_resume(progress_path: Path, data_path: Path, row_bytes: int, total: int) -> int:
+    """Rows a killed build has safely on disk, or 0 when its checkpoint cannot be trusted."""
+    if not progress_path.exists():
+        return 0
+    try:
+        rows = int(read_json(progress_path)["rows_done"])
+        if not 0 <= rows <= total or data_path.stat().st_size < rows * row_bytes:
+            raise BrokenEntry("the checkpoint is ahead of embeddings.f32")
+    except (BrokenEntry, KeyError, TypeError, ValueError, OSError) as error:
+        log.warning("%s: cannot resume the embedding build (%s); restarting", progress_path, error)
+        return 0
+    log.info("Resuming the embedding cache build at row %d/%d", rows, total)
+    return rows
 
 
 def _build(patches: PatchCache, backbone: nn.Module, partial: Path, batch_rows: int) -> None:
     """Append embeddings of the patch rows in order, checkpointing so a kill loses little."""
     partial.mkdir(parents=True, exist_ok=True)
     progress_path = partial / "progress.json"
-    total = len(patches.patches)
-    rows_done = 0
-    if progress_path.exists():
-        rows_done = json.loads(progress_path.read_text())["rows_done"]
-        log.info("Resuming the embedding cache build at row %d/%d", rows_done, total)
-    dim = int(backbone.embedding_dim)
     data_path = partial / "embeddings.f32"
+    total = len(patches.patches)
+    dim = int(backbone.embedding_dim)
+    state = {"rows_done": _rows_to_resume(progress_path, data_path, dim * 4, total)}
     with open(data_path, "ab") as handle:
-        handle.truncate(rows_done * dim * 4)  # drop rows written after the last checkpoint
-
-    def checkpoint(handle) -> None:
-        handle.flush()
-        os.fsync(handle.fileno())
-        _write_json_atomically(progress_path, {"rows_done": rows_done})
-
-    columns = (
-        TextColumn("[bold]embedding cache"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-    )
+        handle.truncate(state["rows_done"] * dim * 4)  # drop rows written after the checkpoint
     was_training = backbone.training
     backbone.eval()
     try:
-        with open(data_path, "ab") as handle, Progress(*columns) as bar, torch.no_grad():
-            task = bar.add_task("segments", total=total, completed=rows_done)
-            for batch, start in enumerate(range(rows_done, total, batch_rows), start=1):
+        with (
+            open(data_path, "ab") as handle,
+            build_progress("embedding cache") as bar,
+            torch.no_grad(),
+        ):
+            task = bar.add_task("segments", total=total, completed=state["rows_done"])
+            for batch, start in enumerate(range(state["rows_done"], total, batch_rows), start=1):
                 patch = torch.from_numpy(np.array(patches.patches[start : start + batch_rows]))
                 embedding = backbone(patch.unsqueeze(1)).float().numpy()
                 handle.write(np.ascontiguousarray(embedding).tobytes())
-                rows_done = start + len(patch)
+                state["rows_done"] = start + len(patch)
                 if batch % CHECKPOINT_EVERY_BATCHES == 0:
-                    checkpoint(handle)
-                bar.update(task, completed=rows_done)
-            checkpoint(handle)
+                    checkpoint_build(handle, progress_path, state)
+                bar.update(task, completed=state["rows_done"])
+            checkpoint_build(handle, progress_path, state)
     finally:
         backbone.train(was_training)
     meta = {
@@ -127,7 +130,7 @@ def _build(patches: PatchCache, backbone: nn.Module, partial: Path, batch_rows: 
         "backbone": repr(backbone),
         "weights_sha256": weights_sha256(backbone),
     }
-    _write_json_atomically(partial / "meta.json", meta)
+    write_json_atomically(partial / "meta.json", meta)
     progress_path.unlink()
 
 
@@ -135,14 +138,10 @@ def build_or_open_embeddings(
     patches: PatchCache, backbone: nn.Module, batch_rows: int = ROWS_PER_BATCH
 ) -> EmbeddingCache:
     """Open the embeddings of these patches under this frozen backbone, computing them if needed."""
-    cache_dir = patches.directory.parent
-    key = embedding_key(patches.directory.name, backbone)
-    final = cache_dir / key
-    if (final / "meta.json").exists():
-        return EmbeddingCache.open(final)
-    with FileLock(str(cache_dir / f"{key}.lock")):
-        if not (final / "meta.json").exists():  # another job may have finished it meanwhile
-            _build(patches, backbone, cache_dir / f"{key}.partial", batch_rows)
-            os.replace(cache_dir / f"{key}.partial", final)
-            log.info("Embedding cache written to %s", final)
-    return EmbeddingCache.open(final)
+    return open_or_build(
+        patches.directory.parent,
+        embedding_key(patches.directory.name, backbone),
+        EmbeddingCache.open,
+        lambda partial: _build(patches, backbone, partial, batch_rows),
+        what="embedding cache",
+    )

@@ -12,9 +12,9 @@ from functools import cache
 
 import numpy as np
 import torch
-import torchaudio.functional as AF
 
-from segser.data.segmentation import segment_waveform
+from segser.data.audio import resample
+from segser.data.segmentation import Tail, segment_waveform
 
 # HTK mel scale constants used by the reference (mel_features.hertz_to_mel).
 _MEL_BREAK_FREQUENCY_HZ = 700.0
@@ -150,6 +150,7 @@ def segment_patches(
     sample_rate: int,
     window: float = 1.0,
     hop: float = 0.5,
+    tail: Tail = "pad",
 ) -> torch.Tensor:
     """Patches [num_segments, 1, 96, 64] of a 1-D clip, one per segment (window/hop in seconds).
 
@@ -163,6 +164,6 @@ def segment_patches(
     patcher = _default_patcher(audio.device)
     rate = patcher.settings.sample_rate_hz
     if sample_rate != rate:
-        audio = AF.resample(audio, orig_freq=sample_rate, new_freq=rate)
-    segments = segment_waveform(audio, rate, window, hop)
+        audio = torch.from_numpy(resample(audio.cpu().numpy(), sample_rate, rate)).to(audio.device)
+    segments = segment_waveform(audio, rate, window, hop, tail)
     return patcher(segments).float()  # float32 like the reference, even from float64 audio

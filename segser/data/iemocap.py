@@ -14,7 +14,8 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from segser.data.clips import BadClipPolicy, BadClips, Clip, clip_duration_seconds
+from segser.data.clips import BadClipPolicy, BadClips, Clip, read_clip
+from segser.data.segmentation import TAILS, count_segments
 from segser.errors import BadClipError, SegserError
 
 _SUMMARY_LINE = re.compile(
@@ -93,20 +94,9 @@ def read_iemocap(
                     continue
                 path = wav_dir / f"{utterance}.wav"
                 try:
-                    duration = clip_duration_seconds(path)
+                    clips.append(read_clip(utterance, path, label_map[code], speaker, session))
                 except BadClipError as err:
                     bad_clips.handle(err)
-                    continue
-                clips.append(
-                    Clip(
-                        clip_id=utterance,
-                        path=path,
-                        label=label_map[code],
-                        speaker=speaker,
-                        session=session,
-                        duration_seconds=duration,
-                    )
-                )
     return bad_clips.finish(clips)
 
 
@@ -140,6 +130,34 @@ def count_check(clips: Sequence[Clip]) -> list[str]:
     return lines
 
 
+# The paper's Table 1: (segmentation, hop in seconds, segments, segments per utterance).
+TABLE1_SEGMENTS = (("nonoverlap", 1.0, 49_795, 4.96), ("overlap", 0.5, 91_017, 9.07))
+_COUNT_RATE_HZ = 16_000  # IEMOCAP's rate; segment counts are taken at the features' rate
+
+
+def segment_count_check(clips: Sequence[Clip], window_seconds: float = 1.0) -> list[str]:
+    """Lines comparing each tail rule's segment totals with the paper's Table 1."""
+    lines = []
+    for name, hop, paper_total, paper_mean in TABLE1_SEGMENTS:
+        for tail in TAILS:
+            total = sum(
+                count_segments(
+                    max(1, round(c.duration_seconds * _COUNT_RATE_HZ)),
+                    _COUNT_RATE_HZ,
+                    window_seconds,
+                    hop,
+                    tail,
+                )
+                for c in clips
+            )
+            mean = total / max(1, len(clips))
+            lines.append(
+                f"segments {name:10} tail={tail:4} {total:7d} ({mean:.2f} per clip); "
+                f"Table 1: {paper_total} ({paper_mean} per utterance)"
+            )
+    return lines
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """`python -m segser.data.iemocap ROOT`: read a release and check it against the counts."""
     parser = argparse.ArgumentParser(prog="python -m segser.data.iemocap", description=main.__doc__)
@@ -151,6 +169,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print("\n".join(count_check(clips)))
+    print("\n".join(segment_count_check(clips)))
     seconds = sum(c.duration_seconds for c in clips)
     print(f"{len({c.speaker for c in clips})} speakers, mean clip {seconds / len(clips):.2f} s")
     return 0

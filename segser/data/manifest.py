@@ -6,7 +6,7 @@ import csv
 from collections.abc import Sequence
 from pathlib import Path
 
-from segser.data.clips import BadClipPolicy, BadClips, Clip, clip_duration_seconds
+from segser.data.clips import BadClipPolicy, BadClips, Clip, read_clip
 from segser.errors import BadClipError, SegserError
 
 _REQUIRED_COLUMNS = ("path", "label")
@@ -22,7 +22,7 @@ def read_manifest(
     """
     csv_path = Path(csv_path).expanduser().resolve()
     if not csv_path.is_file():
-        raise SegserError(f"{csv_path}: manifest not found. Point dataset.manifest at a CSV file")
+        raise SegserError(f"{csv_path}: manifest not found. Point dataset.csv at a CSV file")
     bad_clips = BadClips(on_bad_clip, csv_path)
     clips = []
     with csv_path.open(newline="", encoding="utf-8") as handle:
@@ -47,20 +47,11 @@ def read_manifest(
                     raise BadClipError(
                         csv_path,
                         f"{where} ({path_text}) has label {label!r}, not one of {list(classes)}",
-                        "Fix the label, or add it to dataset.classes",
+                        "Fix the label, or add it to classes",
                     )
-                duration = clip_duration_seconds(path)
+                speaker = (row.get("speaker") or "").strip() or _UNKNOWN
+                session = (row.get("session") or "").strip() or _UNKNOWN
+                clips.append(read_clip(path.stem, path, label, speaker, session))
             except BadClipError as err:
                 bad_clips.handle(err)
-                continue
-            clips.append(
-                Clip(
-                    clip_id=path.stem,
-                    path=path,
-                    label=label,
-                    speaker=(row.get("speaker") or "").strip() or _UNKNOWN,
-                    session=(row.get("session") or "").strip() or _UNKNOWN,
-                    duration_seconds=duration,
-                )
-            )
     return bad_clips.finish(clips)

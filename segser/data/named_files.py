@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from segser.data.clips import BadClipPolicy, BadClips, Clip, clip_duration_seconds
+from segser.data.clips import BadClipPolicy, BadClips, Clip, read_clip
 from segser.errors import BadClipError, SegserError
 
 logger = logging.getLogger("segser")
@@ -161,20 +161,10 @@ def read_named_files(
             if fields["emotion"] not in label_map:
                 dropped[fields["emotion"]] += 1
                 continue
-            duration = clip_duration_seconds(path)
+            speaker = fields["speaker"]  # session = speaker: each actor recorded alone
+            clips.append(read_clip(path.stem, path, label_map[fields["emotion"]], speaker, speaker))
         except BadClipError as err:
             bad_clips.handle(err)
-            continue
-        clips.append(
-            Clip(
-                clip_id=path.stem,
-                path=path,
-                label=label_map[fields["emotion"]],
-                speaker=fields["speaker"],
-                session=fields["speaker"],
-                duration_seconds=duration,
-            )
-        )
     _warn_counts(spec, root, read_fields)
     logger.info(
         "%s: %d files read; kept %d as %s; dropped codes outside dataset.label_map: %s",

@@ -1,24 +1,41 @@
 """Cut a clip into fixed-length segments, the paper's unit of prediction (Section 3.1).
 
-Rule: a window of `window_seconds` starts every `hop_seconds` from 0 while its start lies
-inside the clip; the part of a window past the clip's end is zero-padded (silence).
+Rule: a window of `window_seconds` starts every `hop_seconds` from 0. `tail` decides where the
+windows end (the paper does not say; neither rule reproduces its Table 1, see the README):
+- `pad` (default): every window whose start lies inside the clip; the part past the clip's end
+  is zero-padded (silence). A 4.3 s clip gives 5 (hop 1 s) and 9 (hop 0.5 s) segments.
+- `stop`: windows up to the first one that reaches the clip's end (4.3 s: 5 and 8 segments).
+A clip shorter than one window gives one padded segment under both rules.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 import torch
 import torch.nn.functional as F
 
+Tail = Literal["pad", "stop"]
+TAILS: tuple[str, ...] = get_args(Tail)
+
 
 @dataclass(frozen=True)
 class SegmentationSettings:
-    """How clips are cut: windows of `window_seconds` starting every `hop_seconds`."""
+    """How clips are cut: windows of `window_seconds` every `hop_seconds`, ended by `tail`."""
 
     window_seconds: float = 1.0
     hop_seconds: float = 0.5
+    tail: Tail = "pad"
+
+    def __post_init__(self) -> None:
+        check_tail(self.tail)
+
+
+def check_tail(tail: str) -> None:
+    if tail not in TAILS:
+        raise ValueError(f"segmentation tail={tail!r} is not a rule; use one of {TAILS}")
 
 
 def _to_samples(seconds: float, sample_rate: int, name: str) -> int:
@@ -29,27 +46,44 @@ def _to_samples(seconds: float, sample_rate: int, name: str) -> int:
 
 
 def count_segments(
-    num_samples: int, sample_rate: int, window_seconds: float, hop_seconds: float
+    num_samples: int,
+    sample_rate: int,
+    window_seconds: float,
+    hop_seconds: float,
+    tail: Tail = "pad",
 ) -> int:
-    """Number of segments of a clip: one per hop whose start lies inside the clip."""
+    """Number of segments of a clip under the `tail` rule (see the module docstring)."""
     if num_samples < 1:
         raise ValueError(f"a clip needs at least one sample, got {num_samples}")
-    _to_samples(window_seconds, sample_rate, "window_seconds")
+    check_tail(tail)
+    window = _to_samples(window_seconds, sample_rate, "window_seconds")
     hop = _to_samples(hop_seconds, sample_rate, "hop_seconds")
-    return math.ceil(num_samples / hop)
+    starts_inside = math.ceil(num_samples / hop)
+    if tail == "pad":
+        return starts_inside
+    # The first window i with i * hop + window >= num_samples is the last one (if it starts inside).
+    return min(starts_inside, math.ceil(max(num_samples - window, 0) / hop) + 1)
 
 
 def segment_starts_seconds(
-    num_samples: int, sample_rate: int, window_seconds: float, hop_seconds: float
+    num_samples: int,
+    sample_rate: int,
+    window_seconds: float,
+    hop_seconds: float,
+    tail: Tail = "pad",
 ) -> list[float]:
     """Start time of each segment; segment i covers [start, start + window_seconds)."""
     hop = _to_samples(hop_seconds, sample_rate, "hop_seconds")
-    count = count_segments(num_samples, sample_rate, window_seconds, hop_seconds)
+    count = count_segments(num_samples, sample_rate, window_seconds, hop_seconds, tail)
     return [i * hop / sample_rate for i in range(count)]
 
 
 def segment_waveform(
-    waveform: torch.Tensor, sample_rate: int, window_seconds: float, hop_seconds: float
+    waveform: torch.Tensor,
+    sample_rate: int,
+    window_seconds: float,
+    hop_seconds: float,
+    tail: Tail = "pad",
 ) -> torch.Tensor:
     """Stack the segments of a 1-D waveform into [num_segments, window_samples] (contiguous).
 
@@ -59,7 +93,7 @@ def segment_waveform(
         raise ValueError(f"expected a 1-D waveform, got shape {tuple(waveform.shape)}")
     window = _to_samples(window_seconds, sample_rate, "window_seconds")
     hop = _to_samples(hop_seconds, sample_rate, "hop_seconds")
-    count = count_segments(waveform.shape[0], sample_rate, window_seconds, hop_seconds)
+    count = count_segments(waveform.shape[0], sample_rate, window_seconds, hop_seconds, tail)
     needed = (count - 1) * hop + window
     covered = waveform[:needed]
     padded = F.pad(covered, (0, needed - covered.shape[0]))

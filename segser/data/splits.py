@@ -1,9 +1,13 @@
-"""Clip-level train/val/test splits: a clip's segments never straddle two sets."""
+"""Clip-level train/val/test splits: a clip's segments never straddle two sets.
+
+Each split is a function of the clip table and its settings (conf/split/*.yaml binds the
+settings as a `_partial_`); no set may come out empty.
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +26,15 @@ class ClipSplit:
     test: list[int]
     description: dict = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        empty = [part for part in ("train", "val", "test") if not getattr(self, part)]
+        if empty:
+            clips = len(self.train) + len(self.val) + len(self.test)
+            raise SegserError(
+                f"split {self.description} leaves the {' and '.join(empty)} set empty with "
+                f"{clips} clips. Use a larger corpus or other split ratios."
+            )
+
     def write(self, path: Path, clips: Sequence[Clip]) -> None:
         """Save the split by clip id so a run can be audited and repeated."""
         payload = {
@@ -33,6 +46,9 @@ class ClipSplit:
         }
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(payload, indent=1))
+
+
+SplitFunction = Callable[[Sequence[Clip]], ClipSplit]  # a split config, instantiated
 
 
 def _stratified_partition(
@@ -57,11 +73,17 @@ def _stratified_partition(
 
 def random_split(clips: Sequence[Clip], ratios: Sequence[float], seed: int) -> ClipSplit:
     """The paper's protocol: a seeded random split of utterances, stratified by label (8:1:1)."""
+    if len(ratios) != 3 or min(ratios) <= 0 or abs(sum(ratios) - 1) > 1e-6:
+        raise SegserError(
+            f"split.ratios={list(ratios)} is out of range: allowed three fractions in (0, 1), "
+            "train/val/test, that sum to 1 (e.g. [0.8,0.1,0.1])"
+        )
     indices = list(range(len(clips)))
     train, val, test = _stratified_partition(
         indices, [c.label for c in clips], ratios, np.random.default_rng(seed)
     )
-    return ClipSplit(train, val, test, {"name": "random", "ratios": list(ratios), "seed": seed})
+    description = {"name": "random", "ratios": list(ratios), "seed": seed}
+    return ClipSplit(train, val, test, description)
 
 
 def _held_out_split(
@@ -176,52 +198,10 @@ def speaker_folds_split(
     return ClipSplit(sets["train"], sets["val"], sets["test"], description)
 
 
-def every_clip_tested(clips: Sequence[Clip]) -> ClipSplit:
-    """Every clip in test, none in train or val: scoring a trained model on a foreign corpus."""
-    return ClipSplit([], [], list(range(len(clips))), {"name": "all", "clips": len(clips)})
-
-
-def make_split(
-    clips: Sequence[Clip],
-    name: str,
-    seed: int,
-    ratios: Sequence[float] = (0.8, 0.1, 0.1),
-    fold: int = 1,
-    test_speakers: Sequence[str] = (),
-    val_fraction: float = 0.1,
-    num_folds: int = 4,
-    val_speakers: int = 1,
-) -> ClipSplit:
-    """Dispatch on the split's name (`random`, `loso`, `speaker`, `speaker_folds`, `all`);
-    no set may come out empty, except train and val under `all` (testing a foreign corpus)."""
-    if name == "random":
-        split = random_split(clips, ratios, seed)
-    elif name == "loso":
-        split = loso_split(clips, fold, val_fraction, seed)
-    elif name == "speaker":
-        split = speaker_split(clips, test_speakers, val_fraction, seed)
-    elif name == "speaker_folds":
-        split = speaker_folds_split(clips, fold, num_folds, val_speakers, seed)
-    elif name == "all":
-        return every_clip_tested(clips)
-    else:
-        raise SegserError(
-            f"unknown split '{name}'. Use split=random, loso, speaker or speaker_folds."
-        )
-    empty = [part for part in ("train", "val", "test") if not getattr(split, part)]
-    if empty:
-        raise SegserError(
-            f"split {split.description} leaves the {' and '.join(empty)} set empty with "
-            f"{len(clips)} clips. Use a larger corpus or other split ratios."
-        )
-    return split
-
-
 __all__ = [
     "ClipSplit",
-    "every_clip_tested",
+    "SplitFunction",
     "loso_split",
-    "make_split",
     "random_split",
     "speaker_folds",
     "speaker_folds_split",

@@ -1,4 +1,8 @@
-"""Segment- and clip-level accuracies of the paper (section 3.3) as torchmetrics."""
+"""Segment- and clip-level accuracies of the paper (section 3.3) as torchmetrics.
+
+`ClipMetrics` computes all of them in one pass (what training runs); `SegmentAccuracy` and the
+four clip accuracies are the same definitions one metric at a time, for use on their own.
+"""
 
 from segser.metrics.clip_accuracy import (
     AbsoluteClipAccuracy,
@@ -12,9 +16,10 @@ from segser.metrics.clip_accuracy import (
     clip_summary,
     clip_votes,
 )
-from segser.metrics.collection import ClipMetrics, class_recall, clip_decision, clip_predictions
+from segser.metrics.collection import ACCURACY_NAMES, ClipMetrics, class_recall
 
 __all__ = [
+    "ACCURACY_NAMES",
     "AbsoluteClipAccuracy",
     "AverageLogitsClipAccuracy",
     "BestClipAccuracy",
@@ -25,8 +30,6 @@ __all__ = [
     "SegmentAccuracy",
     "StandardClipAccuracy",
     "class_recall",
-    "clip_decision",
-    "clip_predictions",
     "clip_summary",
     "clip_votes",
 ]

@@ -6,11 +6,13 @@ by clip id only in ``compute``. Clip ids must therefore be unique across the who
 set, not just within a batch or a rank. Argmax ties go to the lowest class index.
 A padding DistributedSampler repeats segments to even out ranks, and a repeated segment votes
 twice: evaluate on one device or with a sampler that does not pad.
+Diverged logits are never right: a segment with a NaN or Inf logit votes for no class (and is
+wrong for SA), and a clip whose mean logits are not all finite has no ALCA decision (wrong).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,25 +22,51 @@ from torchmetrics import Metric
 from torchmetrics.utilities import dim_zero_cat
 from torchmetrics.utilities.distributed import gather_all_tensors
 
+# The clip decision of a clip with no finite logits to decide by: never equal to a target.
+NO_DECISION = -1
+
+
+def decision_name(classes: Sequence[str], index: int) -> str:
+    """A class name for a prediction index; NO_DECISION reads "none" (not classes[-1])."""
+    return "none" if index == NO_DECISION else classes[index]
+
+
+def segment_predictions(logits: Tensor) -> Tensor:
+    """[B] argmax of each segment's logits, NO_DECISION where any logit is NaN or Inf.
+
+    torch.argmax takes NaN as the maximum, so without this any NaN column would win.
+    """
+    finite = torch.isfinite(logits).all(dim=1)
+    return torch.where(finite, logits.argmax(dim=1), NO_DECISION)
+
 
 @dataclass(frozen=True)
 class ClipVotes:
-    """Per-clip aggregates of segment logits, one row per clip sorted by clip id."""
+    """The clip table: one row per clip sorted by clip id, built once from the segment logits.
+
+    Metrics, the run's predictions.csv and `segser.predict` all read their clip decisions here.
+    """
 
     clip_ids: Tensor  # [K] int64, sorted, unique
     segments: Tensor  # [K] int64, number of segments of each clip
-    votes: Tensor  # [K, C] int64, segments of the clip whose argmax is each class
+    votes: Tensor  # [K, C] int64, segments of the clip whose argmax is each class (finite only)
     mean_logits: Tensor  # [K, C] float, mean of the clip's raw segment logits
+    segment_logits: Tensor  # [N, C] the segments' logits, in the order they came
+    segment_clip: Tensor  # [N] int64, each segment's row in this table
 
     @property
     def majority_prediction(self) -> Tensor:
-        """[K] most-voted class; a tie goes to the lowest index (torch.argmax keeps the first)."""
-        return self.votes.argmax(dim=1)
+        """[K] most-voted class; a tie goes to the lowest index (torch.argmax keeps the first).
+
+        NO_DECISION for a clip none of whose segments has finite logits (no votes).
+        """
+        voted = self.votes.sum(dim=1) > 0
+        return torch.where(voted, self.votes.argmax(dim=1), NO_DECISION)
 
     @property
     def mean_logits_prediction(self) -> Tensor:
-        """[K] argmax of the mean logits: ALCA's decision rule."""
-        return self.mean_logits.argmax(dim=1)
+        """[K] argmax of the mean logits: ALCA's decision rule; NO_DECISION if any is not finite."""
+        return segment_predictions(self.mean_logits)
 
 
 @dataclass(frozen=True)
@@ -59,9 +87,11 @@ class ClipSummary(ClipVotes):
 
     @property
     def best_correct(self) -> Tensor:
-        """[K] BCA: the target is among the most-voted classes (ties included)."""
+        """[K] BCA: the target is among the most-voted classes (ties included) with a vote."""
         most_voted = self.votes == self.votes.amax(dim=1, keepdim=True)
-        return most_voted.gather(1, self.target.unsqueeze(1)).squeeze(1)
+        # A clip without any finite segment has no votes: every class "ties" at zero.
+        has_vote = self.correct_segments > 0
+        return most_voted.gather(1, self.target.unsqueeze(1)).squeeze(1) & has_vote
 
     @property
     def standard_correct(self) -> Tensor:
@@ -109,16 +139,17 @@ def clip_votes(logits: Tensor, clip_ids: Tensor, num_classes: int) -> ClipVotes:
 
 def _group(logits: Tensor, ids: Tensor, inverse: Tensor, num_classes: int) -> ClipVotes:
     clips = ids.numel()
-    segment_prediction = logits.argmax(dim=1)
+    segment_prediction = segment_predictions(logits)
     segments = torch.bincount(inverse, minlength=clips)
+    voting = segment_prediction != NO_DECISION  # a diverged segment votes for no class
     votes = torch.bincount(
-        inverse * num_classes + segment_prediction, minlength=clips * num_classes
+        (inverse * num_classes + segment_prediction)[voting], minlength=clips * num_classes
     ).view(clips, num_classes)
     # Sum in at least float32 so half-precision logits do not lose the mean.
     dtype = torch.promote_types(logits.dtype, torch.float32)
     sums = torch.zeros(clips, num_classes, dtype=dtype, device=logits.device)
     sums.index_add_(0, inverse, logits.to(dtype))
-    return ClipVotes(ids, segments, votes, sums / segments.unsqueeze(1))
+    return ClipVotes(ids, segments, votes, sums / segments.unsqueeze(1), logits, inverse)
 
 
 def clip_summary(logits: Tensor, target: Tensor, clip_ids: Tensor, num_classes: int) -> ClipSummary:
@@ -143,7 +174,7 @@ def clip_summary(logits: Tensor, target: Tensor, clip_ids: Tensor, num_classes: 
             f"{bad.numel()} clip(s) have segments with different targets, e.g. clip ids "
             f"{bad[:5].tolist()}; every segment of a clip must carry the clip's label"
         )
-    return ClipSummary(ids, votes.segments, votes.votes, votes.mean_logits, lowest)
+    return ClipSummary(**vars(votes), target=lowest)
 
 
 def fraction(correct: Tensor) -> Tensor:
@@ -153,8 +184,8 @@ def fraction(correct: Tensor) -> Tensor:
     return correct.float().mean()
 
 
-class ClipMetricBase(Metric):
-    """Keeps every segment's logits, target and clip id; subclasses derive from `summary()`."""
+class SegmentMetric(Metric):
+    """What every metric here shares: segments of `num_classes` classes in, no gradient out."""
 
     is_differentiable = False
     higher_is_better = True
@@ -165,6 +196,13 @@ class ClipMetricBase(Metric):
         if num_classes < 2:
             raise ValueError(f"num_classes must be at least 2, got {num_classes}")
         self.num_classes = num_classes
+
+
+class ClipMetricBase(SegmentMetric):
+    """Keeps every segment's logits, target and clip id; subclasses derive from `summary()`."""
+
+    def __init__(self, num_classes: int, **kwargs: Any) -> None:
+        super().__init__(num_classes, **kwargs)
         self.add_state("logits", default=[], dist_reduce_fx="cat")
         self.add_state("target", default=[], dist_reduce_fx="cat")
         self.add_state("clip_ids", default=[], dist_reduce_fx="cat")
@@ -203,21 +241,14 @@ class ClipMetricBase(Metric):
         )
 
 
-class SegmentAccuracy(Metric):
+class SegmentAccuracy(SegmentMetric):
     """SA: fraction of segments whose argmax is the target.
 
     Needs no grouping by clip, so it keeps two counters instead of every segment.
     """
 
-    is_differentiable = False
-    higher_is_better = True
-    full_state_update = False
-
     def __init__(self, num_classes: int, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        if num_classes < 2:
-            raise ValueError(f"num_classes must be at least 2, got {num_classes}")
-        self.num_classes = num_classes
+        super().__init__(num_classes, **kwargs)
         self.add_state("correct", default=torch.tensor(0), dist_reduce_fx="sum")
         self.add_state("total", default=torch.tensor(0), dist_reduce_fx="sum")
 
@@ -225,7 +256,7 @@ class SegmentAccuracy(Metric):
         """Count right segments; clip_ids are checked but unused (same signature as the rest)."""
         check_segments(logits, target, clip_ids, self.num_classes)
         check_target_range(target, self.num_classes)
-        self.correct += (logits.argmax(dim=1) == target).sum()
+        self.correct += (segment_predictions(logits) == target).sum()
         self.total += target.numel()
 
     def compute(self) -> Tensor:
@@ -233,33 +264,35 @@ class SegmentAccuracy(Metric):
         return self.correct.float() / self.total.clamp(min=1)
 
 
-class AbsoluteClipAccuracy(ClipMetricBase):
+class ClipAccuracy(ClipMetricBase):
+    """A clip accuracy: the share of clips that ClipSummary's `rule` property counts right."""
+
+    rule: str
+
+    def compute(self) -> Tensor:
+        """Share of clips right by this metric's rule (0.0 before any clip)."""
+        return fraction(getattr(self.summary(), self.rule))
+
+
+class AbsoluteClipAccuracy(ClipAccuracy):
     """ACA: fraction of clips whose every segment is predicted right."""
 
-    def compute(self) -> Tensor:
-        """Share of clips with all segments right."""
-        return fraction(self.summary().absolute_correct)
+    rule = "absolute_correct"
 
 
-class StandardClipAccuracy(ClipMetricBase):
+class StandardClipAccuracy(ClipAccuracy):
     """SCA: fraction of clips whose most-voted class is unique and right (a tie counts wrong)."""
 
-    def compute(self) -> Tensor:
-        """Share of clips won outright by the target."""
-        return fraction(self.summary().standard_correct)
+    rule = "standard_correct"
 
 
-class AverageLogitsClipAccuracy(ClipMetricBase):
+class AverageLogitsClipAccuracy(ClipAccuracy):
     """ALCA: fraction of clips whose mean segment logits have their argmax at the target."""
 
-    def compute(self) -> Tensor:
-        """Share of clips right by the mean-logits rule."""
-        return fraction(self.summary().average_logits_correct)
+    rule = "average_logits_correct"
 
 
-class BestClipAccuracy(ClipMetricBase):
+class BestClipAccuracy(ClipAccuracy):
     """BCA: fraction of clips whose target is among the most-voted classes (ties count right)."""
 
-    def compute(self) -> Tensor:
-        """Share of clips where the target has the most votes, shared or not."""
-        return fraction(self.summary().best_correct)
+    rule = "best_correct"

@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 from torch import nn
 
 from segser.errors import SegserError
+from segser.models.weights import load_state_dict_file, load_strictly
 
 
 class Backbone(nn.Module):
@@ -24,8 +25,6 @@ class Backbone(nn.Module):
 
     def load_weights(self, source: str) -> None:
         """Load `source`: "none" keeps the random init, anything else is a state-dict file."""
-        from segser.models.weights import load_state_dict_file, load_strictly
-
         if source != "none":
             load_strictly(self, load_state_dict_file(source), source)
 

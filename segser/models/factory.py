@@ -1,11 +1,9 @@
-"""Build the classifier from its (plain-dict) model config, for training and for checkpoints."""
+"""Build the classifier from its plain-dict model config (checkpoints: models/checkpoint.py)."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-import torch
 from hydra.utils import instantiate
 
 from segser.errors import SegserError
@@ -41,23 +39,3 @@ def build_classifier(
         freeze_backbone=bool(backbone_config.get("freeze", False)),
         model_config=model_config,
     )
-
-
-def load_classifier(checkpoint_path: str | Path) -> SegmentEmotionClassifier:
-    """Rebuild a trained classifier from a segser checkpoint (loaded with weights_only=True)."""
-    path = Path(checkpoint_path)
-    if not path.is_file():
-        raise SegserError(
-            f"{path}: checkpoint not found. Pass ckpt=/path/to/run/checkpoints/best.ckpt."
-        )
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-        model_config = checkpoint["hyper_parameters"]["model_config"]
-    except Exception as error:  # a foreign or damaged file: say so in one line
-        raise SegserError(
-            f"{path}: not a segser checkpoint ({type(error).__name__}). "
-            "Pass a .ckpt written by `python -m segser.train`."
-        ) from error
-    model = build_classifier(model_config, load_pretrained=False)
-    model.load_state_dict(checkpoint["state_dict"])
-    return model.eval()

@@ -9,6 +9,8 @@ import lightning as L
 import torch
 from torch import nn
 
+from segser.errors import SegserError
+from segser.metrics.clip_accuracy import ClipSummary
 from segser.metrics.collection import ACCURACY_NAMES, ClipMetrics
 
 OptimizerFactory = Callable[[Iterable[dict[str, Any]]], torch.optim.Optimizer]
@@ -39,9 +41,12 @@ class SegmentEmotionClassifier(L.LightningModule):
         if freeze_backbone:
             self.backbone.requires_grad_(False)
         self.loss = nn.CrossEntropyLoss()
-        self.val_metrics = ClipMetrics(len(self.classes), class_names=self.classes)
-        self.test_metrics = ClipMetrics(len(self.classes), class_names=self.classes)
-        self.test_outputs: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+        self.val_metrics = ClipMetrics(len(self.classes))
+        self.test_metrics = ClipMetrics(len(self.classes))
+        self.test_clips: ClipSummary | None = None  # the clip table the test metrics scored
+        # Whether every loss and logit of the epoch so far was finite, kept on the device so
+        # that checking costs one sync per epoch, not one per step (None: nothing seen yet).
+        self.finite: dict[str, torch.Tensor | None] = {"train": None, "val": None}
 
     def forward(self, patches: torch.Tensor) -> torch.Tensor:
         """Segment logits [B, C] from patches [B, 1, 96, 64]."""
@@ -53,39 +58,55 @@ class SegmentEmotionClassifier(L.LightningModule):
         return self.head(inputs) if inputs.dim() == 2 else self(inputs)
 
     def on_train_epoch_start(self) -> None:
+        self.finite["train"] = None
         if self.freeze_backbone:  # a frozen backbone keeps its batch-norm statistics and no dropout
             self.backbone.eval()
 
+    def _track_finite(self, stage: str, loss: torch.Tensor, logits: torch.Tensor) -> None:
+        finite = torch.isfinite(loss).all() & torch.isfinite(logits.detach()).all()
+        seen = self.finite[stage]
+        self.finite[stage] = finite if seen is None else seen & finite
+
+    def _stop_if_diverged(self, stage: str) -> None:
+        """Diverged training is reported, never scored: one line naming the epoch."""
+        seen = self.finite[stage]
+        if seen is not None and not bool(seen):
+            raise SegserError(
+                f"training diverged in epoch {self.current_epoch} (counting from 0): the {stage} "
+                "loss or logits are NaN or Inf, so no metrics are written. Lower optimizer.lr, "
+                "or check the features for NaN or Inf"
+            )
+
     def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
         patches, labels, _ = batch
-        loss = self.loss(self.segment_logits(patches), labels)
+        logits = self.segment_logits(patches)
+        loss = self.loss(logits, labels)
+        self._track_finite("train", loss, logits)
         self.log(
             "train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(labels)
         )
         return loss
 
-    def _evaluate(
-        self, batch: tuple[torch.Tensor, ...], stage: str, metrics: ClipMetrics
-    ) -> torch.Tensor:
+    def _evaluate(self, batch: tuple[torch.Tensor, ...], stage: str, metrics: ClipMetrics) -> None:
         patches, labels, clip_ids = batch
         logits = self.segment_logits(patches)
+        loss = self.loss(logits, labels)
+        if stage == "val":
+            self._track_finite(stage, loss, logits)
         self.log(
             f"{stage}/loss",
-            self.loss(logits, labels),
+            loss,
             prog_bar=True,
             batch_size=len(labels),
             sync_dist=True,
         )
         metrics.update(logits, labels, clip_ids)
-        return logits
 
     def validation_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> None:
         self._evaluate(batch, "val", self.val_metrics)
 
     def test_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> None:
-        logits = self._evaluate(batch, "test", self.test_metrics)
-        _, labels, clip_ids = batch
-        self.test_outputs.append((logits.detach().float().cpu(), labels.cpu(), clip_ids.cpu()))
+        self._evaluate(batch, "test", self.test_metrics)
 
     def _log_clip_metrics(self, stage: str, metrics: ClipMetrics) -> dict[str, torch.Tensor]:
         values = metrics.compute()
@@ -95,14 +116,20 @@ class SegmentEmotionClassifier(L.LightningModule):
         metrics.reset()
         return values
 
+    def on_validation_epoch_start(self) -> None:
+        self.finite["val"] = None
+        self._stop_if_diverged("train")  # before a diverged model is validated or checkpointed
+
     def on_validation_epoch_end(self) -> None:
+        self._stop_if_diverged("val")
         self._log_clip_metrics("val", self.val_metrics)
 
-    def on_test_epoch_start(self) -> None:
-        self.test_outputs = []
+    def on_train_epoch_end(self) -> None:
+        self._stop_if_diverged("train")
 
     def on_test_epoch_end(self) -> None:
         self.test_results = self._log_clip_metrics("test", self.test_metrics)
+        self.test_clips = self.test_metrics.clips
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         if self.optimizer_factory is None:

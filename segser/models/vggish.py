@@ -12,6 +12,7 @@ from types import MappingProxyType
 from torch import Tensor, nn
 
 from segser.models.backbone import Backbone
+from segser.models.weights import load_vggish
 
 # Output channels of the four conv blocks; "M" is a 2x2 max-pool (paper, Table 2).
 _CONV_BLOCKS = (64, "M", 128, "M", 256, 256, "M", 512, 512, "M")
@@ -60,8 +61,6 @@ class VGGish(Backbone):
 
     def load_weights(self, source: str) -> None:
         """ "torchvggish" (the released file via torch.hub, hash-checked), a path, or "none"."""
-        from segser.models.weights import load_vggish
-
         load_vggish(self, source)
 
     def extra_repr(self) -> str:

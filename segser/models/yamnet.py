@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from segser.models.backbone import Backbone
+from segser.models.yamnet_weights import load_yamnet
 
 # (stride, out channels) of layers 1-13, the depthwise-separable ones (layer 0: 3x3 conv, s2, 32).
 _SEPARABLE_LAYERS = (
@@ -96,6 +97,4 @@ class YAMNet(Backbone):
 
     def load_weights(self, source: str) -> None:
         """ "packaged" (the vendored, hash-checked file), a path (BN folded if separate), "none"."""
-        from segser.models.yamnet_weights import load_yamnet
-
         load_yamnet(self, source)

@@ -1,6 +1,7 @@
 """`python -m segser.predict CKPT INPUT [INPUT ...]`: emotion of new recordings, segment by segment.
 
-Per file: <stem>.segments.csv, <stem>.json and <stem>.timeline.png; summary.csv for the run.
+Per file: <stem>.segments.csv (a row per segment), <stem>.json (the file's clip decisions) and
+<stem>.timeline.png; summary.csv for the run (a row per file). Rows stream to disk as they come.
 Recordings of any length stream through in bounded memory (segser.data.stream), cut exactly as
 training cut its clips, so a file's predictions equal the model on segment_patches(whole file).
 """
@@ -21,68 +22,51 @@ import torch
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-from segser.data.features import LogMelPatcher, LogMelSettings
+from segser.data.audio import AudioInfo, audio_info
+from segser.data.features import LogMelPatcher
 from segser.data.segmentation import count_segments
-from segser.data.stream import AudioInfo, audio_info, find_audio, stream_segments
+from segser.data.stream import find_audio, stream_segments
 from segser.errors import SegserError
-from segser.metrics.clip_accuracy import ClipVotes, clip_votes
-from segser.models.factory import load_classifier
+from segser.metrics.clip_accuracy import clip_votes, decision_name
+from segser.models.checkpoint import load_trained
 from segser.predict.timeline import Timeline
 
 TIMELINE_BINS = 2000  # an hour at 0.5 s hop pools ~4 segments per bar
 
 
-class ClipTally:
-    """Running votes and sums over a file's segments: both clip decisions without the logits."""
+def clip_decisions(logits: torch.Tensor, classes: Sequence[str]) -> dict[str, Any]:
+    """A whole file as one clip of the clip table: each rule's decision and what it came from."""
+    clip = clip_votes(logits.double(), torch.zeros(len(logits), dtype=torch.long), len(classes))
 
-    def __init__(self, num_classes: int) -> None:
-        self.segments = 0
-        self.votes = torch.zeros(num_classes, dtype=torch.long)
-        self.logit_sums = torch.zeros(num_classes, dtype=torch.float64)
-        self.probability_sums = torch.zeros(num_classes, dtype=torch.float64)
+    def named(values: torch.Tensor) -> dict[str, float]:
+        return {c: float(v) for c, v in zip(classes, values, strict=True)}
 
-    def update(self, logits: torch.Tensor) -> None:
-        batch = clip_votes(logits.double(), torch.zeros(len(logits)), len(self.votes))
-        self.segments += int(batch.segments[0])
-        self.votes += batch.votes[0]
-        self.logit_sums += batch.mean_logits[0] * batch.segments[0]
-        self.probability_sums += logits.double().softmax(dim=1).sum(dim=0)
-
-    def decisions(self, classes: Sequence[str]) -> dict[str, Any]:
-        """Each rule's clip decision (ClipVotes' ALCA and majority rules) and what it came from."""
-        mean = self.logit_sums / self.segments
-        votes = ClipVotes(
-            torch.zeros(1), torch.tensor([self.segments]), self.votes[None], mean[None]
-        )
-
-        def named(values: torch.Tensor) -> dict[str, float]:
-            return {c: float(v) for c, v in zip(classes, values, strict=True)}
-
-        return {
-            "segments": self.segments,
-            "mean_logits": {
-                "prediction": classes[int(votes.mean_logits_prediction[0])],
-                "mean_logits": named(mean),
-                "probabilities": named(mean.softmax(dim=0)),
-            },
-            "majority": {
-                "prediction": classes[int(votes.majority_prediction[0])],
-                "votes": {c: int(v) for c, v in zip(classes, self.votes, strict=True)},
-            },
-            "mean_probabilities": named(self.probability_sums / self.segments),
-        }
+    return {
+        "segments": int(clip.segments[0]),
+        "mean_logits": {
+            "prediction": decision_name(classes, int(clip.mean_logits_prediction[0])),
+            "mean_logits": named(clip.mean_logits[0]),
+            "probabilities": named(clip.mean_logits[0].softmax(dim=0)),
+        },
+        "majority": {
+            "prediction": decision_name(classes, int(clip.majority_prediction[0])),
+            "votes": {c: int(v) for c, v in zip(classes, clip.votes[0], strict=True)},
+        },
+        "mean_probabilities": named(clip.segment_logits.softmax(dim=1).mean(dim=0)),
+    }
 
 
 class Predictor:
     """A checkpoint's model with the input pipeline it was trained on (segmentation, features)."""
 
     def __init__(self, checkpoint: str | Path, device: torch.device, batch_size: int) -> None:
-        self.model = load_model(checkpoint).to(device)
-        config = self.model.hparams["model_config"]
-        self.classes: list[str] = list(config["classes"])
-        self.window_seconds = float(config["segmentation"]["window_seconds"])
-        self.hop_seconds = float(config["segmentation"]["hop_seconds"])
-        self.patcher = LogMelPatcher(LogMelSettings(**config["features"])).to(device)
+        trained = load_trained(checkpoint)  # one SegserError line for any fault of the file
+        self.model = trained.model.to(device)
+        self.classes: list[str] = trained.classes
+        self.window_seconds = trained.segmentation.window_seconds
+        self.hop_seconds = trained.segmentation.hop_seconds
+        self.patcher = LogMelPatcher(trained.features).to(device)
+        self.tail = trained.segmentation.tail
         self.sample_rate = self.patcher.settings.sample_rate_hz
         self.hop_samples = round(self.hop_seconds * self.sample_rate)  # as segmentation rounds
         self.device, self.batch_size = device, batch_size
@@ -95,7 +79,7 @@ class Predictor:
         return self.model(self.patcher(segments.to(self.device))).float().cpu()
 
     def segment_row(self, index: int, probabilities: list[float]) -> dict[str, Any]:
-        """One segment as both the CSV and the JSON write it."""
+        """One row of the segments CSV."""
         start = index * self.hop_samples / self.sample_rate
         best = max(range(len(self.classes)), key=probabilities.__getitem__)  # ties: lowest
         row = {"segment": index, "start_s": round(start, 4)}
@@ -107,10 +91,13 @@ class Predictor:
     def predict_file(
         self, info: AudioInfo, out_dir: Path, stem: str, block_seconds: float, progress: Progress
     ) -> dict[str, Any]:
-        """Write the file's segment CSV, JSON and timeline; return its summary.csv row."""
-        samples = -(-info.frames * self.sample_rate // info.sample_rate_hz)  # resample's length
-        expected = count_segments(samples, self.sample_rate, self.window_seconds, self.hop_seconds)
-        tally = ClipTally(len(self.classes))
+        """Write the file's segments CSV (row by row), JSON summary and timeline; return its
+        summary.csv row. Memory holds the segments' logits (C floats each), never the audio."""
+        samples = round(info.frames * self.sample_rate / info.sample_rate_hz)  # soxr's length
+        expected = count_segments(
+            samples, self.sample_rate, self.window_seconds, self.hop_seconds, self.tail
+        )
+        logits: list[torch.Tensor] = []
         timeline = Timeline(
             self.classes, expected, self.hop_seconds, self.window_seconds, TIMELINE_BINS
         )
@@ -129,23 +116,22 @@ class Predictor:
         paths = [out_dir / f"{stem}.segments.csv", out_dir / f"{stem}.json"]
         partial = [path.with_name(path.name + ".partial") for path in paths]
         try:  # rows go to disk as they come; the final names appear only for a complete file
-            with open(partial[0], "w", newline="") as csv_file, open(partial[1], "w") as json_file:
+            with open(partial[0], "w", newline="") as csv_file:
                 rows = csv.DictWriter(csv_file, fieldnames=self.columns)
                 rows.writeheader()
-                json_file.write(json.dumps(header)[:-1] + ', "segments": [')
                 cutting = (self.sample_rate, self.window_seconds, self.hop_seconds)
-                for batch in stream_segments(info, *cutting, self.batch_size, block_seconds):
-                    logits = self.logits(batch.segments)
-                    probabilities = logits.softmax(dim=1)
-                    tally.update(logits)
+                for batch in stream_segments(
+                    info, *cutting, self.batch_size, block_seconds, self.tail
+                ):
+                    logits.append(self.logits(batch.segments))
+                    probabilities = logits[-1].softmax(dim=1)
                     for i, p in enumerate(probabilities.tolist(), start=batch.first_index):
-                        row = self.segment_row(i, p)
-                        rows.writerow(row)
-                        json_file.write(("\n  " if i == 0 else ",\n  ") + json.dumps(row))
+                        rows.writerow(self.segment_row(i, p))
                     timeline.add(batch.first_index, probabilities)
-                    progress.update(task, completed=batch.seconds_read, segments=tally.segments)
-                clip = tally.decisions(self.classes)
-                json_file.write(f'\n], "clip": {json.dumps(clip)}}}\n')
+                    segments = batch.first_index + len(probabilities)
+                    progress.update(task, completed=batch.seconds_read, segments=segments)
+            clip = clip_decisions(torch.cat(logits), self.classes)
+            partial[1].write_text(json.dumps({**header, "clip": clip}, indent=1) + "\n")
         except BaseException:
             for path in partial:
                 path.unlink(missing_ok=True)
@@ -154,33 +140,14 @@ class Predictor:
             os.replace(path, final)
         mean_logits, majority = clip["mean_logits"]["prediction"], clip["majority"]["prediction"]
         title = f"{info.path.name}: mean logits (ALCA) {mean_logits}, majority vote {majority}"
-        timeline.plot(out_dir / f"{stem}.timeline.png", f"{title} ({tally.segments} segments)")
+        timeline.plot(out_dir / f"{stem}.timeline.png", f"{title} ({clip['segments']} segments)")
         return {
             **{key: header[key] for key in ("file", "output", "duration_s")},
-            "segments": tally.segments,
+            "segments": clip["segments"],
             "clip_mean_logits": mean_logits,
             "clip_majority": majority,
             **{f"p_{c}": round(p, 6) for c, p in clip["mean_probabilities"].items()},
         }
-
-
-def load_model(checkpoint: str | Path) -> Any:
-    """load_classifier, with one-line errors that speak of this command's arguments."""
-    path = Path(checkpoint)
-    fix = "Pass the .ckpt that `python -m segser.train` wrote (RUN_DIR/checkpoints/best.ckpt)."
-    if not path.is_file():
-        raise SegserError(f"{path}: checkpoint not found. {fix}")
-    try:
-        model = load_classifier(path)
-    except SegserError:
-        raise
-    except Exception as error:  # weights that do not fit the model its config describes
-        name = type(error).__name__
-        raise SegserError(f"{path}: cannot rebuild its model ({name}). {fix}") from error
-    missing = {"classes", "segmentation", "features"} - set(model.hparams["model_config"])
-    if missing:
-        raise SegserError(f"{path}: the checkpoint lacks {', '.join(sorted(missing))}. {fix}")
-    return model
 
 
 def output_stems(files: Sequence[Path]) -> list[str]:
@@ -247,6 +214,24 @@ def predict(
     return rows, errors
 
 
+def new_output_dir(parent: Path) -> Path:
+    """parent/<date>_<time>, created here; a run started in the same second gets -2, -3, ..."""
+    stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        for n in range(1, 1000):
+            path = parent / (stamp if n == 1 else f"{stamp}-{n}")
+            try:
+                path.mkdir()  # atomic: of two runs, exactly one creates each name
+                return path
+            except FileExistsError:
+                continue
+    except OSError as error:
+        message = f"{parent}: cannot create an output folder ({error.strerror}). Pass --out DIR."
+        raise SegserError(message) from None
+    raise SegserError(f"{parent}: 999 output folders named {stamp}*. Pass --out DIR.")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m segser.predict", description=__doc__)
     parser.add_argument("checkpoint", help="a .ckpt written by python -m segser.train")
@@ -257,9 +242,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--recursive", action="store_true", help="search folders' subfolders")
     parser.add_argument("--block-seconds", type=float, default=30.0, help="audio read at once")
     args = parser.parse_args(argv)
-    stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
-    out_dir = args.out or Path(os.environ.get("SEGSER_OUTPUT_DIR", "outputs")) / "predict" / stamp
     try:
+        out_dir = args.out or new_output_dir(
+            Path(os.environ.get("SEGSER_OUTPUT_DIR", "outputs")) / "predict"
+        )
         if args.batch_size < 1 or not args.block_seconds > 0:
             raise SegserError("--batch-size and --block-seconds must be positive.")
         options = (args.batch_size, args.device, args.recursive, args.block_seconds)
@@ -271,4 +257,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     failed = f"; {len(errors)} input(s) failed, see the errors above" if errors else ""
     print(f"Predictions for {done} file(s) written to {out_dir}{failed}")
     return 2 if errors else 0
-

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from segser.metrics.clip_accuracy import clip_votes
+from segser.metrics.clip_accuracy import ClipSummary, decision_name, segment_predictions
 from segser.metrics.collection import ACCURACY_NAMES
 from segser.runs.plots import plot_confusion_matrix
 
@@ -45,38 +45,34 @@ def write_metrics(run_dir: Path, payload: dict[str, Any]) -> Path:
 
 
 def prediction_rows(
-    logits: torch.Tensor,
-    labels: torch.Tensor,
-    clip_index: torch.Tensor,
+    clips: ClipSummary,
     segment_index: np.ndarray,
     clip_names: Sequence[str],
     classes: Sequence[str],
     hop_seconds: float,
     window_seconds: float,
 ) -> list[dict[str, Any]]:
-    """One row per segment, carrying its clip's decisions by both clip rules."""
-    votes = clip_votes(logits, clip_index, len(classes))
-    position = {int(c): i for i, c in enumerate(votes.clip_ids)}
-    probabilities = logits.softmax(dim=1)
+    """One row per segment of the clip table, carrying its clip's decisions by both clip rules."""
+    probabilities = clips.segment_logits.softmax(dim=1).tolist()
+    mean_logits = clips.mean_logits_prediction[clips.segment_clip].tolist()
+    majority = clips.majority_prediction[clips.segment_clip].tolist()
+    segment_prediction = segment_predictions(clips.segment_logits).tolist()
     rows = []
-    for i in range(len(labels)):
-        clip = int(clip_index[i])
-        k = position[clip]
+    for i, k in enumerate(clips.segment_clip.tolist()):
         start = float(segment_index[i]) * hop_seconds
-        row = {
-            "clip_id": clip_names[clip],
-            "segment": int(segment_index[i]),
-            "start_s": round(start, 3),
-            "end_s": round(start + window_seconds, 3),
-            "label": classes[int(labels[i])],
-            "segment_prediction": classes[int(logits[i].argmax())],
-            **{
-                f"p_{c}": round(float(p), 5) for c, p in zip(classes, probabilities[i], strict=True)
-            },
-            "clip_prediction_mean_logits": classes[int(votes.mean_logits_prediction[k])],
-            "clip_prediction_majority": classes[int(votes.majority_prediction[k])],
-        }
-        rows.append(row)
+        rows.append(
+            {
+                "clip_id": clip_names[int(clips.clip_ids[k])],
+                "segment": int(segment_index[i]),
+                "start_s": round(start, 3),
+                "end_s": round(start + window_seconds, 3),
+                "label": classes[int(clips.target[k])],
+                "segment_prediction": decision_name(classes, segment_prediction[i]),
+                **{f"p_{c}": round(p, 5) for c, p in zip(classes, probabilities[i], strict=True)},
+                "clip_prediction_mean_logits": decision_name(classes, mean_logits[i]),
+                "clip_prediction_majority": decision_name(classes, majority[i]),
+            }
+        )
     return rows
 
 

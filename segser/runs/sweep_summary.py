@@ -10,6 +10,8 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from segser.runs.sweeps import load_results
+
 log = logging.getLogger("segser")
 
 
@@ -17,26 +19,18 @@ class SweepSummary(Callback):
     """After all jobs ran: how many wrote metrics.json, and why the others did not."""
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        sweep_dir = Path(config.hydra.sweep.dir)
-        jobs = sorted(
-            (p for p in sweep_dir.iterdir() if p.is_dir() and p.name.isdigit()),
-            key=lambda p: int(p.name),
-        )
-        failed = [job for job in jobs if not (job / "metrics.json").exists()]
+        sweep = load_results(Path(config.hydra.sweep.dir))
+        failed, total = sweep.missing, len(sweep.jobs)
         log.info(
-            "sweep %s: %d of %d jobs wrote metrics.json",
-            sweep_dir,
-            len(jobs) - len(failed),
-            len(jobs),
+            "sweep %s: %d of %d jobs wrote metrics.json", sweep.root, total - len(failed), total
         )
-        for job in failed:
-            note = job / "error.txt"
-            reason = note.read_text().strip() if note.exists() else "no metrics.json (see its log)"
-            print(f"error: job {job}: {reason}", file=sys.stderr)
-        if failed:
+        for job in failed.itertuples():
+            reason = job.error if isinstance(job.error, str) else "no metrics.json (see its log)"
+            print(f"error: job {job.path}: {reason}", file=sys.stderr)
+        if len(failed):
             print(
-                f"error: {len(failed)} of {len(jobs)} jobs failed; the others' results are in "
-                f"{sweep_dir}. Summarise them with: python -m segser.report {sweep_dir}",
+                f"error: {len(failed)} of {total} jobs failed; the others' results are in "
+                f"{sweep.root}. Summarise them with: python -m segser.report {sweep.root}",
                 file=sys.stderr,
             )
             sys.exit(1)

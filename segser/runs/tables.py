@@ -1,19 +1,18 @@
 """The numbers of a results table: mean +- std per metric and configuration, and the paper's.
 
-Columns of cells from grouped jobs (runs.sweeps), the mean row-normalised confusion per
-configuration, and the paper's Tables 3 and 4 as columns matched to ours by setting.
+Cells are a long table indexed by (column, metric) with mean, sample std (ddof=1) and n; the
+paper's Tables 3 and 4 join as columns matched to ours by setting.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from segser.errors import SegserError
-from segser.runs.sweeps import Configuration, Job
 
 PAPER_METRICS = ("SA", "ACA", "SCA", "ALCA", "BCA")  # the paper's rows, in its order
 PAPER_RUNS = 6  # section 4.4: "trained and evaluated six times"
@@ -21,190 +20,99 @@ PAPER_PROTOCOL = (
     "IEMOCAP 4 classes, random 8:1:1 split of clips, VGGish + one hidden layer of N units, "
     f"mean +- std over {PAPER_RUNS} runs; UA and WA not reported"
 )
-# The paper's Tables 3 and 4 as printed (section 4.4), and the setting behind each column.
-PAPER_TABLES = {
-    "Table 3": """
-        |      | Non-overlapping Seg. | Overlapping Seg. |
-        | SA   | 0.564 ± 0.006 | 0.561 ± 0.011 |
-        | ACA  | 0.196 ± 0.010 | 0.125 ± 0.010 |
-        | SCA  | 0.559 ± 0.009 | 0.621 ± 0.019 |
-        | ALCA | 0.668 ± 0.014 | 0.687 ± 0.019 |
-        | BCA  | 0.707 ± 0.011 | 0.703 ± 0.017 |""",
-    "Table 4": """
-        |      | N = 100 | N = 200 | N = 400 |
-        | SA   | 0.560 ± 0.012 | 0.561 ± 0.011 | 0.559 ± 0.017 |
-        | ACA  | 0.132 ± 0.012 | 0.125 ± 0.010 | 0.131 ± 0.010 |
-        | SCA  | 0.616 ± 0.017 | 0.621 ± 0.019 | 0.617 ± 0.022 |
-        | ALCA | 0.684 ± 0.020 | 0.687 ± 0.019 | 0.674 ± 0.018 |
-        | BCA  | 0.703 ± 0.013 | 0.703 ± 0.017 | 0.699 ± 0.020 |""",
-}
-PAPER_SETTINGS = {  # (table, column) -> (segmentation, head.units); all on VGGish
-    ("Table 3", "Non-overlapping Seg."): ("nonoverlap", 200),
-    ("Table 3", "Overlapping Seg."): ("overlap", 200),
-    ("Table 4", "N = 100"): ("overlap", 100),
-    ("Table 4", "N = 200"): ("overlap", 200),  # the same runs as Table 3's overlapping column
-    ("Table 4", "N = 400"): ("overlap", 400),
-}
+# The paper's Tables 3 and 4 as printed (section 4.4), a row per printed column, with its
+# setting (VGGish, segmentation, head units); Table 4's N = 200 repeats Table 3's overlapping runs.
+PAPER_TABLES = Path(__file__).with_name("paper_tables.csv")
 
 
-@dataclass(frozen=True)
-class PaperColumn:
-    """One setting's numbers in the paper, and the table columns that print them."""
-
-    sources: tuple[str, ...]
-    segmentation: str
-    units: int
-    values: dict[str, tuple[float, float]]  # metric -> (mean, std)
-
-    @property
-    def name(self) -> str:
-        return f"paper: {self.segmentation} N={self.units}"
-
-
-def read_paper_table(text: str) -> dict[str, dict[str, tuple[float, float]]]:
-    """column -> metric -> (mean, std) from a table printed as `| metric | m ± s | ... |`."""
-    header, *rows = (
-        [c.strip() for c in line.strip().strip("|").split("|")]
-        for line in text.strip().splitlines()
+def paper_cells() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The paper's cells, a column per distinct setting; each setting and where it is printed."""
+    printed = pd.read_csv(PAPER_TABLES, encoding="utf-8")
+    printed["column"] = "paper: " + printed.segmentation + " N=" + printed.units.astype(str)
+    settings = printed.groupby("column", sort=False).agg(
+        segmentation=("segmentation", "first"),
+        units=("units", "first"),
+        source=("source", " = ".join),
     )
-    table: dict[str, dict[str, tuple[float, float]]] = {name: {} for name in header[1:]}
-    for metric, *cells in rows:
-        for name, value in zip(header[1:], cells, strict=True):
-            mean, std = value.split("±")
-            table[name][metric] = (float(mean), float(std))
-    return table
+    stacked = printed.drop_duplicates("column").set_index("column")[list(PAPER_METRICS)].stack()
+    cells = stacked.str.split(" ± ", expand=True).astype(float).set_axis(["mean", "std"], axis=1)
+    return cells.assign(n=PAPER_RUNS).rename_axis(["column", "metric"]), settings
 
 
-def paper_columns() -> list[PaperColumn]:
-    """One column per distinct setting, in the paper's order (Table 3 first)."""
-    columns: dict[tuple[str, int], PaperColumn] = {}
-    for table, text in PAPER_TABLES.items():
-        for name, values in read_paper_table(text).items():
-            setting = PAPER_SETTINGS[(table, name)]
-            source = f"{table} '{name}'"
-            if setting in columns:
-                known = columns[setting]
-                columns[setting] = PaperColumn((*known.sources, source), *setting, known.values)
-            else:
-                columns[setting] = PaperColumn((source,), *setting, values)
-    return list(columns.values())
-
-
-@dataclass(frozen=True)
-class Cell:
-    mean: float | None
-    std: float | None  # sample std (ddof=1); None when n < 2
-    n: int
-
-    def text(self) -> str:
-        if self.n == 0 or self.mean is None:
-            return "-"
-        std = "-" if self.std is None else f"{self.std:.3f}"
-        return f"{self.mean:.3f} +- {std} ({self.n})"
-
-
-EMPTY = Cell(None, None, 0)
-
-
-@dataclass(frozen=True)
-class Column:
-    name: str
-    cells: dict[str, Cell]
-    from_paper: bool = False
-
-
-def cell(values: Sequence[float]) -> Cell:
-    """Mean, sample std (ddof=1) and count of one metric over a configuration's jobs."""
-    values = [float(v) for v in values if v is not None and math.isfinite(float(v))]
-    if not values:
-        return EMPTY
-    std = float(np.std(values, ddof=1)) if len(values) > 1 else None
-    return Cell(float(np.mean(values)), std, len(values))
-
-
-def metric_rows(jobs: Sequence[Job]) -> list[str]:
+def metric_names(jobs: pd.DataFrame) -> list[str]:
     """The paper's five accuracies first, then whatever else metrics.json holds (UA, WA)."""
-    found = [name for job in jobs if job.payload for name in job.payload["metrics"]]
+    found = [c.removeprefix("metrics.") for c in jobs.columns if c.startswith("metrics.")]
     if not found:
         return list(PAPER_METRICS)  # nothing finished yet: the paper's rows, all '-'
-    present = [m for m in PAPER_METRICS if m in found]
-    return present + [m for m in dict.fromkeys(found) if m not in PAPER_METRICS]
+    return [m for m in PAPER_METRICS if m in found] + [m for m in found if m not in PAPER_METRICS]
 
 
-def summarise(configurations: Sequence[Configuration], metrics: Sequence[str]) -> list[Column]:
-    return [
-        Column(
-            c.label,
-            {m: cell([j.payload["metrics"].get(m) for j in c.succeeded]) for m in metrics},
-        )
-        for c in configurations
-    ]
+def summarise(jobs: pd.DataFrame, labels: pd.Series, metrics: Sequence[str]) -> pd.DataFrame:
+    """Mean, sample std (ddof=1) and count of each metric over each configuration's jobs."""
+    placed = jobs.succeeded & labels.notna()
+    values = jobs[placed].reindex(columns=[f"metrics.{m}" for m in metrics]).astype(float)
+    values = values.set_axis(metrics, axis=1).replace([np.inf, -np.inf], np.nan)
+    stats = values.groupby(labels[placed]).agg(["mean", "std", "count"]).stack(level=0)
+    full = pd.MultiIndex.from_product([list(dict.fromkeys(labels.dropna())), metrics])
+    stats = stats.rename(columns={"count": "n"}).reindex(full, columns=["mean", "std", "n"])
+    return stats.fillna({"n": 0}).rename_axis(["column", "metric"])
 
 
-def mean_confusion(jobs: Sequence[Job]) -> tuple[np.ndarray, list[str]]:
+def cell_text(mean: float, std: float, n: float) -> str:
+    if not n or np.isnan(mean):
+        return "-"
+    return f"{mean:.3f} +- {'-' if np.isnan(std) else f'{std:.3f}'} ({int(n)})"
+
+
+def text_table(cells: pd.DataFrame, metrics: Sequence[str]) -> pd.DataFrame:
+    """Metrics down, columns across, `mean +- std (n)` in each cell ('-' where nothing is)."""
+    text = pd.Series([cell_text(*row) for row in cells[["mean", "std", "n"]].to_numpy()])
+    columns = list(dict.fromkeys(cells.index.get_level_values("column")))
+    table = text.set_axis(cells.index).unstack("column").reindex(list(metrics), columns=columns)
+    return table.fillna("-").rename_axis("metric")
+
+
+def mean_confusion(jobs: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
     """Average of the jobs' row-normalised clip confusions (a class no job tested stays NaN)."""
-    classes = jobs[0].payload["classes"]
-    rows = []
-    for job in jobs:
-        if job.payload["classes"] != classes:
+    classes = jobs.classes.iloc[0]
+    for path, other in zip(jobs.path, jobs.classes, strict=True):
+        if other != classes:
             raise SegserError(
-                f"{job.path / 'metrics.json'}: classes {job.payload['classes']} differ from "
-                f"{classes} in {jobs[0].path}. Report runs with different classes separately."
+                f"{path / 'metrics.json'}: classes {other} differ from {classes} in "
+                f"{jobs.path.iloc[0]}. Report runs with different classes separately."
             )
-        confusion = np.asarray(job.payload["confusion_matrix"], dtype=float)
-        totals = confusion.sum(axis=1, keepdims=True)
-        rows.append(np.where(totals > 0, confusion / np.where(totals > 0, totals, 1.0), np.nan))
-    stacked = np.stack(rows)
-    counts = (~np.isnan(stacked)).sum(axis=0)
-    total = np.nansum(stacked, axis=0)
-    return np.where(counts > 0, total / np.maximum(counts, 1), np.nan), list(classes)
-
-
-def paper_match(configuration: Configuration) -> PaperColumn | None:
-    """The paper column with this configuration's segmentation and head units (VGGish only)."""
-    config = configuration.config()
-    if (config.get("backbone") or {}).get("name", "vggish") != "vggish":
-        return None
-    segmentation = (config.get("segmentation") or {}).get("name")
-    units = str((config.get("head") or {}).get("units"))
-    for column in paper_columns():
-        if (segmentation, units) == (column.segmentation, str(column.units)):
-            return column
-    return None
+    stacked = np.array(jobs.confusion_matrix.tolist(), dtype=float)
+    totals = stacked.sum(axis=2, keepdims=True)
+    normalised = np.divide(stacked, totals, out=np.full_like(stacked, np.nan), where=totals > 0)
+    counts = (~np.isnan(normalised)).sum(axis=0)
+    mean = np.divide(np.nansum(normalised, axis=0), counts, where=counts > 0, out=counts * np.nan)
+    return mean, list(classes)
 
 
 def compare_with_paper(
-    columns: Sequence[Column], configurations: Sequence[Configuration]
-) -> tuple[list[Column], list[str]]:
+    cells: pd.DataFrame, jobs: pd.DataFrame, labels: pd.Series
+) -> tuple[pd.DataFrame, list[str]]:
     """Ours with each matching paper column beside it; unmatched paper columns at the end."""
-    merged: list[Column] = []
-    notes = [f"Paper columns: {PAPER_PROTOCOL}."]
-    placed: set[str] = set()
-    for column, configuration in zip(columns, configurations, strict=True):
-        merged.append(column)
-        match = paper_match(configuration)
-        if match is None:
+    paper, settings = paper_cells()
+    done = jobs[jobs.succeeded].assign(column=labels[jobs.succeeded])
+    order, notes = [], [f"Paper columns: {PAPER_PROTOCOL}."]
+    for job in done.drop_duplicates("column").to_dict("records"):
+        order.append(job["column"])
+        units = pd.to_numeric(job.get("config.head.units"), errors="coerce")  # NaN-holed: float
+        match = settings[(settings.segmentation == job.get("config.segmentation.name"))]
+        match = match[match.units == units].index
+        if match.empty or job.get("config.backbone.name", "vggish") != "vggish":
             continue
-        config = configuration.config()
-        ours = ", ".join(
-            f"{key}={(config.get(key) or {}).get('name', '?')}" for key in ("dataset", "split")
+        ours = f"dataset={job.get('config.dataset.name', '?')}, split={job.get('split.name', '?')}"
+        source = settings.source[match[0]]
+        notes.append(f"`{job['column']}` matches `{match[0]}`, {source} (ours: {ours}).")
+        order += [] if match[0] in order else [match[0]]
+    for name, setting in settings.drop(order, errors="ignore").iterrows():
+        order.append(name)
+        notes.append(
+            f"`{name}` ({setting.source}): no configuration here has segmentation="
+            f"{setting.segmentation}, head.units={setting.units} on VGGish; added as an extra "
+            "column."
         )
-        source = " = ".join(match.sources)
-        notes.append(f"`{column.name}` matches `{match.name}`, {source} (ours: {ours}).")
-        if match.name not in placed:
-            merged.append(paper_column(match))
-            placed.add(match.name)
-    for match in paper_columns():
-        if match.name not in placed:
-            merged.append(paper_column(match))
-            notes.append(
-                f"`{match.name}` ({' = '.join(match.sources)}): no configuration here has "
-                f"segmentation={match.segmentation}, head.units={match.units} on VGGish; "
-                "added as an extra column."
-            )
-    return merged, notes
-
-
-def paper_column(column: PaperColumn) -> Column:
-    cells = {m: Cell(mean, std, PAPER_RUNS) for m, (mean, std) in column.values.items()}
-    return Column(column.name, cells, from_paper=True)
+    order += [c for c in dict.fromkeys(cells.index.get_level_values(0)) if c not in order]
+    return pd.concat([cells, paper]).loc[order], notes

@@ -93,3 +93,25 @@ def test_nan_or_inf_samples(tmp_path: Path, bad_value: float) -> None:
 
 def test_directory_is_not_a_clip(tmp_path: Path) -> None:
     _assert_bad_clip(tmp_path, "not a file")
+
+
+def test_truncated_wav_is_a_bad_clip(tmp_path: Path) -> None:
+    whole = tmp_path / "whole.wav"
+    sf.write(whole, np.full(16000, 0.25, dtype=np.float32), 16000, subtype="PCM_16")
+    path = tmp_path / "truncated.wav"
+    path.write_bytes(whole.read_bytes()[:-10000])  # the header still promises 16000 samples
+    for call in (load_audio, audio_duration_seconds):
+        _assert_bad_clip(path, "promises 16000 samples, the file holds 11000", call)
+
+
+def test_wav_with_chunks_before_the_data_reads_whole(tmp_path: Path) -> None:
+    """As most RAVDESS files: a LIST chunk (odd size, padded) between `fmt ` and `data`."""
+    plain = tmp_path / "plain.wav"
+    samples = np.array([0, 16384, -32768, 32767] * 100, dtype=np.int16)
+    sf.write(plain, samples, 16000)
+    data = plain.read_bytes()
+    extra = b"LIST" + (5).to_bytes(4, "little") + b"INFOx\x00"
+    body = data[12:36] + extra + data[36:]
+    path = tmp_path / "extra_chunk.wav"
+    path.write_bytes(b"RIFF" + (4 + len(body)).to_bytes(4, "little") + b"WAVE" + body)
+    assert load_audio(path).tolist() == (samples / 32768).tolist()

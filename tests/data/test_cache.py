@@ -124,3 +124,172 @@ def test_bad_clip_fails_or_is_skipped(tone_clips, tmp_path: Path) -> None:
     cache = build_or_open_cache(clips, tmp_path / "c", SEGMENTATION, FEATURES, on_bad_clip="skip")
     assert list(cache.skipped) == ["broken"]
     assert cache.kept_clip_indices == [0, 1, 2]
+
+
+def _direct_patches(clip: Clip, segmentation: SegmentationSettings = SEGMENTATION) -> np.ndarray:
+    """Independent reference: the clip's patches computed without the cache."""
+    from segser.data import segment_patches
+    from segser.data.audio import load_audio
+
+    window, hop, tail = segmentation.window_seconds, segmentation.hop_seconds, segmentation.tail
+    patches = segment_patches(load_audio(clip.path), 16000, window=window, hop=hop, tail=tail)
+    return patches[:, 0].numpy()
+
+
+def test_stop_tail_caches_the_stop_rule_segments(tone_clips, tmp_path: Path) -> None:
+    stop = SegmentationSettings(1.0, 0.5, tail="stop")
+    cache = build_or_open_cache(tone_clips[:8], tmp_path, stop, FEATURES)
+    pad = build_or_open_cache(tone_clips[:8], tmp_path, SEGMENTATION, FEATURES)
+    assert cache.directory != pad.directory
+    for index, clip in enumerate(tone_clips[:8]):
+        rows = cache.rows_for_clips([index])
+        np.testing.assert_allclose(cache.patches[rows], _direct_patches(clip, stop), atol=1e-5)
+    assert len(cache.patches) < len(pad.patches)
+
+
+def test_rewritten_clip_of_the_same_size_is_recomputed(tone_clips, tmp_path: Path) -> None:
+    import soundfile as sf
+
+    clips = tone_clips[:4]
+    first = build_or_open_cache(clips, tmp_path / "cache", SEGMENTATION, FEATURES)
+    path = clips[2].path
+    before = path.stat()
+    audio, rate = sf.read(path, dtype="int16")
+    sf.write(path, audio[::-1].copy(), rate, subtype="PCM_16")  # other audio, same length
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns + 10**9))  # coarse clocks
+    assert path.stat().st_size == before.st_size
+    second = build_or_open_cache(clips, tmp_path / "cache", SEGMENTATION, FEATURES)
+    assert second.directory != first.directory
+    np.testing.assert_allclose(
+        second.patches[second.rows_for_clips([2])], _direct_patches(clips[2]), atol=1e-5
+    )
+    assert not np.allclose(
+        second.patches[second.rows_for_clips([2])], first.patches[first.rows_for_clips([2])]
+    )
+
+
+def _truncate_patches(entry: Path) -> None:
+    with open(entry / "patches.f32", "r+b") as handle:
+        handle.truncate(entry.joinpath("patches.f32").stat().st_size - 100)
+
+
+def _extend_patches(entry: Path) -> None:
+    with open(entry / "patches.f32", "ab") as handle:
+        handle.write(b"\0" * 4 * 96 * 64)
+
+
+def _short_index(entry: Path) -> None:
+    np.savez(entry / "index.npz", row_clip=np.zeros(3, np.int64), row_segment=np.zeros(3, np.int32))
+
+
+BREAKAGES = {
+    "truncated patches": _truncate_patches,
+    "patches too long": _extend_patches,
+    "patches missing": lambda entry: (entry / "patches.f32").unlink(),
+    "meta.json not JSON": lambda entry: (entry / "meta.json").write_text('{"rows": 4'),
+    "meta.json without rows": lambda entry: (entry / "meta.json").write_text('{"frames": 96}'),
+    "meta.json missing": lambda entry: (entry / "meta.json").unlink(),
+    "index.npz not a zip": lambda entry: (entry / "index.npz").write_bytes(b"PK\x03\x04junk"),
+    "index.npz too short": _short_index,
+}
+
+
+@pytest.mark.parametrize("breakage", list(BREAKAGES))
+def test_a_broken_entry_is_rebuilt_never_read(
+    breakage: str, tone_clips, tmp_path: Path, caplog
+) -> None:
+    clips = tone_clips[:4]
+    first = build_or_open_cache(clips, tmp_path / "cache", SEGMENTATION, FEATURES)
+    expected = np.array(first.patches)
+    BREAKAGES[breakage](first.directory)
+    del first
+    with caplog.at_level("WARNING", logger="segser"):
+        again = build_or_open_cache(clips, tmp_path / "cache", SEGMENTATION, FEATURES)
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "rebuilding" in warnings[0], warnings
+    np.testing.assert_array_equal(again.patches, expected)
+    assert again.row_clip.tolist() == sorted(again.row_clip.tolist())
+
+
+def test_a_broken_build_checkpoint_starts_the_build_over(tone_clips, tmp_path: Path) -> None:
+    clips = tone_clips[:4]
+    reference = build_or_open_cache(clips, tmp_path / "fresh", SEGMENTATION, FEATURES)
+    key = cache_module.cache_key(clips, SEGMENTATION, FEATURES)
+    partial = tmp_path / "killed" / f"{key}.partial"
+    partial.mkdir(parents=True)
+    (partial / "progress.json").write_text('{"clips_done": 3, "row_clip": [0, 0')  # cut off
+    (partial / "patches.f32").write_bytes(b"\1" * 1000)
+    resumed = build_or_open_cache(clips, tmp_path / "killed", SEGMENTATION, FEATURES)
+    np.testing.assert_array_equal(resumed.row_clip, reference.row_clip)
+    np.testing.assert_array_equal(resumed.patches, reference.patches)
+
+
+def test_a_cache_built_with_skip_is_refused_under_fail(tone_clips, tmp_path: Path) -> None:
+    from segser.errors import SegserError
+
+    broken = tmp_path / "broken.wav"
+    broken.write_bytes(b"RIFF....not audio")
+    clips = [*tone_clips[:3], Clip("broken", broken, "sad", "s", "s", 1.0)]
+    build_or_open_cache(clips, tmp_path / "c", SEGMENTATION, FEATURES, on_bad_clip="skip")
+    with pytest.raises(SegserError, match=r"on_bad_clip=skip .*\(broken;") as refused:
+        build_or_open_cache(clips, tmp_path / "c", SEGMENTATION, FEATURES, on_bad_clip="fail")
+    assert "\n" not in str(refused.value)
+
+
+BUILD_TOGETHER = """
+import os, sys, time
+from pathlib import Path
+from segser.data import cache
+from segser.data.clips import Clip
+from segser.data.features import LogMelSettings
+from segser.data.segmentation import SegmentationSettings
+compute = cache._patches_for_clip
+def slow(*args):
+    time.sleep(0.05)
+    return compute(*args)
+cache._patches_for_clip = slow
+barrier = Path(sys.argv[3])
+(barrier / str(os.getpid())).touch()
+while len(list(barrier.iterdir())) < 2:  # start both builds at the same moment
+    time.sleep(0.001)
+wavs = sorted(Path(sys.argv[1]).glob("*.wav"))[:12]
+clips = [Clip(p.stem, p, "angry", "s", "s", 1.0) for p in wavs]
+entry = cache.build_or_open_cache(clips, sys.argv[2], SegmentationSettings(1.0, 0.5),
+                                  LogMelSettings())
+print(entry.directory, len(entry.patches), float(entry.patches.sum()))
+"""
+
+
+@pytest.mark.parametrize(
+    "start", [pytest.param("empty", marks=pytest.mark.slow), "broken entry"]
+)  # from empty it also held before the checks; a broken entry needs them
+def test_two_processes_building_at_once_both_succeed(start: str, tone_clips, tmp_path) -> None:
+    wav_dir = tone_clips[0].path.parent
+    wavs = sorted(wav_dir.glob("*.wav"))[:12]
+    clips = [Clip(p.stem, p, "angry", "s", "s", 1.0) for p in wavs]
+    reference = build_or_open_cache(clips, tmp_path / "reference", SEGMENTATION, FEATURES)
+    cache_dir = tmp_path / "shared"
+    if start == "broken entry":
+        build_or_open_cache(clips, cache_dir, SEGMENTATION, FEATURES)
+        _truncate_patches(next(p for p in cache_dir.iterdir() if p.is_dir()))
+    barrier = tmp_path / "barrier"
+    barrier.mkdir()
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", BUILD_TOGETHER, str(wav_dir), str(cache_dir), str(barrier)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    outputs = [process.communicate(timeout=300) for process in processes]
+    for process, (_, err) in zip(processes, outputs, strict=True):
+        assert process.returncode == 0, err[-2000:]
+    printed = {out.splitlines()[-1].split()[0] for out, _ in outputs}  # after the progress bar
+    assert printed == {str(cache_dir / reference.directory.name)}
+    rows = {int(out.splitlines()[-1].split()[1]) for out, _ in outputs}
+    assert rows == {len(reference.patches)}
+    assert sorted(p.name for p in cache_dir.iterdir() if p.is_dir()) == [reference.directory.name]
+    again = build_or_open_cache(clips, cache_dir, SEGMENTATION, FEATURES)
+    np.testing.assert_array_equal(again.patches, reference.patches)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -8,17 +9,19 @@ import torch
 from segser.data.datamodule import SegmentDataModule
 from segser.data.features import LogMelSettings
 from segser.data.segmentation import SegmentationSettings, count_segments
+from segser.data.splits import loso_split, random_split
 
 CLASSES = ["angry", "happy", "sad", "neutral"]
 
 
-def datamodule(clips, tmp_path: Path, **kwargs) -> SegmentDataModule:
+def datamodule(clips, tmp_path: Path, split=None, **kwargs) -> SegmentDataModule:
     return SegmentDataModule(
         clips=clips,
         classes=CLASSES,
         cache_dir=tmp_path / "cache",
         segmentation=SegmentationSettings(1.0, 0.5),
         features=LogMelSettings(),
+        split=split or partial(random_split, ratios=(0.8, 0.1, 0.1), seed=0),
         batch_size=8,
         split_file=tmp_path / "split.json",
         **kwargs,
@@ -59,7 +62,7 @@ def test_split_is_disjoint_by_clip_and_written(tone_clips, tmp_path: Path) -> No
 
 
 def test_loso_split_test_set_is_one_session(tone_clips, tmp_path: Path) -> None:
-    dm = datamodule(tone_clips, tmp_path, split_name="loso", split_fold=2)
+    dm = datamodule(tone_clips, tmp_path, partial(loso_split, fold=2, val_fraction=0.1, seed=0))
     dm.setup("fit")
     sessions = {
         name: {

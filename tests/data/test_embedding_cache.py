@@ -67,6 +67,20 @@ def test_rows_are_the_backbones_embeddings_and_are_reused(patches: PatchCache) -
     assert first.directory.name.startswith(patches.directory.name)
 
 
+@pytest.mark.parametrize("damage", ["truncate", "meta"])
+def test_a_broken_entry_is_rebuilt_never_read(patches: PatchCache, damage: str) -> None:
+    backbone = TinyEmbedder()
+    entry = build_or_open_embeddings(patches, backbone).directory
+    if damage == "truncate":
+        with open(entry / "embeddings.f32", "r+b") as handle:
+            handle.truncate(12)
+    else:
+        (entry / "meta.json").write_text("{not json")
+    rebuilt = build_or_open_embeddings(patches, backbone)
+    assert backbone.rows_seen == 2 * len(patches.patches)  # computed again
+    np.testing.assert_allclose(rebuilt.embeddings, reference(backbone, patches), atol=1e-5)
+
+
 def test_other_weights_get_their_own_entry(patches: PatchCache) -> None:
     first = build_or_open_embeddings(patches, TinyEmbedder(seed=0))
     other = TinyEmbedder(seed=0)

@@ -215,3 +215,26 @@ def test_count_check_against_the_published_four_class_counts() -> None:
         ["session", "Ses01"],
         ["total", "5530"],
     ]
+
+
+def test_cli_prints_both_tail_rules_beside_table_1(iemocap_root: Path) -> None:
+    from tests.segser_cli import run_segser
+
+    result = run_segser("segser.data.iemocap", str(iemocap_root))
+    assert result.returncode == 0, result.stderr
+    totals = {
+        tuple(line.split()[1:3]): int(line.split()[3])
+        for line in result.stdout.splitlines()
+        if line.startswith("segments ")
+    }
+    # Hand-worked from EXPECTED's six clip lengths (1.95, 3.41, 1.38, 1.0, 2.5, 2.0 s):
+    # hop 1 s: pad ceil(d) = 2+4+2+1+3+2; stop gives the same for these lengths.
+    # hop 0.5 s: pad ceil(2d) = 4+7+3+2+5+4; stop ceil(2d-2)+1 = 3+6+2+1+4+3.
+    assert totals == {
+        ("nonoverlap", "tail=pad"): 14,
+        ("nonoverlap", "tail=stop"): 14,
+        ("overlap", "tail=pad"): 25,
+        ("overlap", "tail=stop"): 19,
+    }
+    assert "Table 1: 49795 (4.96 per utterance)" in result.stdout
+    assert "Table 1: 91017 (9.07 per utterance)" in result.stdout

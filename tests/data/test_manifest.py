@@ -114,3 +114,26 @@ def test_label_counts_follow_class_order_with_zeros(corpus: Path) -> None:
     assert label_counts(clips, CLASSES) == {"angry": 0, "happy": 0, "sad": 2, "neutral": 0}
     assert list(label_counts(clips, CLASSES)) == CLASSES
     assert label_counts(clips) == {"sad": 2}
+
+
+def test_errors_name_the_config_keys_a_user_sets(corpus: Path) -> None:
+    """The fixes name `dataset.csv` and `classes`, keys that exist in the composed config."""
+    import re
+
+    from omegaconf import OmegaConf
+
+    from tests.hydra_app import composed
+
+    cfg = composed("train", ["dataset=manifest", f"dataset.csv={corpus / 'manifest.csv'}"])
+    with pytest.raises(SegserError) as missing:
+        read_manifest(corpus / "missing.csv", CLASSES)
+    manifest = _write_manifest(corpus, ["wav/b02.wav,bored,s,x"])
+    with pytest.raises(BadClipError) as unknown:
+        read_manifest(manifest, CLASSES)
+    named = [
+        re.search(r"Point (\S+) at a CSV", str(missing.value)),
+        re.search(r"add it to (\S+)$", str(unknown.value)),
+    ]
+    assert [m.group(1) if m else None for m in named] == ["dataset.csv", "classes"]
+    for key in ("dataset.csv", "classes"):
+        assert OmegaConf.select(cfg, key) is not None, key

@@ -57,32 +57,61 @@ def test_segment_starts_seconds() -> None:
     assert starts == pytest.approx([0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0])
 
 
-def _expected_segments(waveform: list[float], window: int, hop: int) -> list[list[float]]:
+def _expected_segments(
+    waveform: list[float], window: int, hop: int, tail: str = "pad"
+) -> list[list[float]]:
     """Independent reference: slice then pad each segment with a plain Python loop."""
     segments = []
     start = 0
     while start < len(waveform):
         piece = waveform[start : start + window]
         segments.append(piece + [0.0] * (window - len(piece)))
+        if tail == "stop" and start + window >= len(waveform):
+            break  # this window reached the clip's end
         start += hop
     return segments
+
+
+@pytest.mark.parametrize(
+    ("seconds", "hop", "expected"),
+    [
+        (4.3, 1.0, 5),  # starts 0..4: the window at 3.0 ends at 4.0 < 4.3, so 4.0 is needed
+        (4.3, 0.5, 8),  # starts 0.0 ... 3.5: the window at 3.5 ends at 4.5 >= 4.3
+        (4.0, 1.0, 4),
+        (4.0, 0.5, 7),  # the window at 3.0 ends exactly at 4.0
+        (4.6, 0.5, 9),  # the window at 3.5 ends at 4.5 < 4.6: one more, at 4.0
+        (0.3, 0.5, 1),  # shorter than one window: one padded segment, as under pad
+        (1.0, 0.5, 1),
+    ],
+)
+def test_stop_rule_counts_hand_worked(seconds: float, hop: float, expected: int) -> None:
+    assert count_segments(round(seconds * SR), SR, 1.0, hop, tail="stop") == expected
+    starts = segment_starts_seconds(round(seconds * SR), SR, 1.0, hop, tail="stop")
+    assert len(starts) == expected
+
+
+def test_unknown_tail_is_refused() -> None:
+    with pytest.raises(ValueError, match="tail='trim'"):
+        count_segments(SR, SR, 1.0, 0.5, tail="trim")
 
 
 @pytest.mark.parametrize(
     ("num_samples", "window_seconds", "hop_seconds"),
     [(43, 0.01, 0.005), (40, 0.01, 0.01), (7, 0.01, 0.005), (45, 0.005, 0.01), (160, 0.01, 0.003)],
 )
+@pytest.mark.parametrize("tail", ["pad", "stop"])
 def test_segment_content_matches_slices(
-    num_samples: int, window_seconds: float, hop_seconds: float
+    num_samples: int, window_seconds: float, hop_seconds: float, tail: str
 ) -> None:
     # At 1 kHz: window 10 samples, hops of 5/10/3 samples; hop > window skips audio.
     sr = 1000
     waveform = torch.arange(1, num_samples + 1, dtype=torch.float32)
-    segments = segment_waveform(waveform, sr, window_seconds, hop_seconds)
+    segments = segment_waveform(waveform, sr, window_seconds, hop_seconds, tail)
     window, hop = round(window_seconds * sr), round(hop_seconds * sr)
-    expected = _expected_segments(waveform.tolist(), window, hop)
+    expected = _expected_segments(waveform.tolist(), window, hop, tail)
     assert segments.tolist() == expected
-    assert segments.shape[0] == count_segments(num_samples, sr, window_seconds, hop_seconds)
+    count = count_segments(num_samples, sr, window_seconds, hop_seconds, tail)
+    assert segments.shape[0] == count
 
 
 def test_padding_is_zeros_and_audio_is_kept() -> None:

@@ -8,7 +8,6 @@ import pytest
 from segser.data.clips import Clip
 from segser.data.splits import (
     loso_split,
-    make_split,
     random_split,
     speaker_folds,
     speaker_folds_split,
@@ -77,15 +76,16 @@ def test_speaker_split_holds_out_named_speakers() -> None:
         speaker_split(clips, ["Ses09F"], 0.1, 0)
 
 
-def test_unknown_split_name() -> None:
-    with pytest.raises(SegserError, match="split=random"):
-        make_split(corpus(1), "kfold", 0)
-
-
 def test_a_split_with_an_empty_set_is_one_clear_error() -> None:
     tiny = corpus(1)[:6]  # 6 clips, 1-2 per label: stratified 10% rounds to nothing
     with pytest.raises(SegserError, match=r"leaves the val and test set empty with 6 clips"):
-        make_split(tiny, "random", 0)
+        random_split(tiny, (0.8, 0.1, 0.1), 0)
+
+
+def test_random_split_refuses_ratios_that_do_not_sum_to_one(tone_clips) -> None:
+    """Without Hydra too: [0.5, 0.3, 0.1] was silently rescaled to 5:3:1 before."""
+    with pytest.raises(SegserError, match=r"split\.ratios=\[0\.5, 0\.3, 0\.1\] .*sum to 1"):
+        random_split(tone_clips, (0.5, 0.3, 0.1), seed=0)
 
 
 EMODB_SPEAKERS = ["03", "08", "09", "10", "11", "12", "13", "14"]
@@ -129,8 +129,8 @@ def test_every_speaker_is_tested_exactly_once_and_never_shares_sets(num_folds: i
 
 def test_speaker_folds_test_sets_do_not_depend_on_the_seed() -> None:
     clips = speaker_corpus(EMODB_SPEAKERS)
-    one = make_split(clips, "speaker_folds", seed=1, fold=2, num_folds=4)
-    other = make_split(clips, "speaker_folds", seed=7, fold=2, num_folds=4)
+    one = speaker_folds_split(clips, fold=2, num_folds=4, val_speakers=1, seed=1)
+    other = speaker_folds_split(clips, fold=2, num_folds=4, val_speakers=1, seed=7)
     assert one.test == other.test
     assert {clips[i].speaker for i in one.test} == {"08", "12"}
 
@@ -149,9 +149,3 @@ def test_speaker_split_matches_numeric_ids_given_as_ints() -> None:
     clips = speaker_corpus(EMODB_SPEAKERS)
     split = speaker_split(clips, [3, 8], val_fraction=0.25, seed=0)  # Hydra parses 03 as 3
     assert {clips[i].speaker for i in split.test} == {"03", "08"}
-
-
-def test_all_tests_every_clip() -> None:
-    clips = speaker_corpus(EMODB_SPEAKERS[:2])
-    split = make_split(clips, "all", seed=0)
-    assert (split.train, split.val, split.test) == ([], [], list(range(len(clips))))

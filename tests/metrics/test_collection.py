@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from segser.metrics import ClipMetrics, class_recall, clip_predictions, clip_votes
+from segser.metrics import ClipMetrics, class_recall
 from tests.metrics.test_clip_accuracy import (
     HAND_EXPECTED,
     METRICS,
@@ -19,30 +19,14 @@ from tests.metrics.test_clip_accuracy import (
 # Clip decisions in the hand case (see test_clip_accuracy.HAND_CLIPS), clips 10..70:
 #   targets          0 1 2 0 1 0 0
 #   mean-logits rule 0 0 2 0 1 0 0
-#   majority rule    0 0 2 1 0 0 0   (clips 20 and 50 tie 0/1 -> 0)
-HAND_RULES = {
-    # rows = true class: class 0 -> all four right; class 1 -> clip 20 as 0, clip 50 right;
-    # class 3 never a target. Recall [1, 1/2, 1, absent] -> UA = (1 + 1/2 + 1) / 3; WA = 6/7.
-    "mean_logits": (
-        [[4, 0, 0, 0], [1, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 0]],
-        [1.0, 0.5, 1.0],
-        5 / 6,
-        6 / 7,
-    ),
-    # class 0 -> clip 40 as 1; class 1 -> both as 0. Recall [3/4, 0, 1] -> UA 7/12; WA 4/7.
-    "majority": (
-        [[3, 1, 0, 0], [2, 0, 0, 0], [0, 0, 1, 0], [0, 0, 0, 0]],
-        [0.75, 0.0, 1.0],
-        7 / 12,
-        4 / 7,
-    ),
-}
+# Rows = true class: class 0 -> all four right; class 1 -> clip 20 as 0, clip 50 right;
+# class 3 never a target. Recall [1, 1/2, 1, absent] -> UA = (1 + 1/2 + 1) / 3; WA = 6/7.
+HAND_CONFUSION = [[4, 0, 0, 0], [1, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 0]]
 
 
-@pytest.mark.parametrize("clip_rule", ["mean_logits", "majority"])
-def test_hand_case_all_metrics(clip_rule: str) -> None:
-    confusion, recall, ua, wa = HAND_RULES[clip_rule]
-    metric = ClipMetrics(NUM_CLASSES, clip_rule=clip_rule)
+def test_hand_case_all_metrics() -> None:
+    confusion, recall, ua, wa = HAND_CONFUSION, [1.0, 0.5, 1.0], 5 / 6, 6 / 7
+    metric = ClipMetrics(NUM_CLASSES)
     logits, target, clip_ids = hand_segments()
     order = torch.randperm(len(target), generator=torch.Generator().manual_seed(3))
     for chunk in zip(
@@ -50,7 +34,6 @@ def test_hand_case_all_metrics(clip_rule: str) -> None:
     ):
         metric.update(*chunk)
     result = metric.compute()
-    # The five paper accuracies do not depend on the clip rule.
     assert {key: result[key].item() for key in HAND_EXPECTED} == pytest.approx(HAND_EXPECTED)
     assert result["UA"].item() == pytest.approx(ua)
     assert result["WA"].item() == pytest.approx(wa)
@@ -93,10 +76,10 @@ def test_collection_equals_single_metrics(seed: int) -> None:
     assert {key: result[key].item() for key in METRICS} == pytest.approx(expected)
     # WA by the mean-logits rule is ALCA by definition.
     assert result["WA"].item() == pytest.approx(expected["ALCA"])
-    # UA and the confusion matrix against a per-clip count from clip_predictions.
-    columns = metric.clip_predictions()
+    # UA and the confusion matrix against a per-clip count from the clip table it scored.
+    clips = metric.clips
     confusion = torch.zeros(5, 5, dtype=torch.long)
-    for true, predicted in zip(columns["target"], columns["mean_logits_prediction"], strict=True):
+    for true, predicted in zip(clips.target, clips.mean_logits_prediction, strict=True):
         confusion[true, predicted] += 1
     assert torch.equal(result["confusion_matrix"], confusion)
     present = confusion.sum(1) > 0
@@ -104,40 +87,80 @@ def test_collection_equals_single_metrics(seed: int) -> None:
     assert result["UA"].item() == pytest.approx(ua.item())
 
 
-def test_clip_predictions_hand_case() -> None:
-    metric = ClipMetrics(NUM_CLASSES, clip_rule="majority")
-    metric.update(*hand_segments())
-    columns = metric.clip_predictions()
-    assert columns["clip_id"].tolist() == [10, 20, 30, 40, 50, 60, 70]
-    assert columns["target"].tolist() == [0, 1, 2, 0, 1, 0, 0]
-    assert columns["segments"].tolist() == [3, 2, 1, 3, 2, 1, 1]
-    assert columns["mean_logits_prediction"].tolist() == [0, 0, 2, 0, 1, 0, 0]
-    assert columns["majority_prediction"].tolist() == [0, 0, 2, 1, 0, 0, 0]
-    assert torch.equal(columns["prediction"], columns["majority_prediction"])
-    assert columns["mean_logits"].shape == (7, NUM_CLASSES)
-
-
-def test_clip_predictions_without_labels() -> None:
-    logits, _, clip_ids = hand_segments()
-    columns = clip_predictions(clip_votes(logits, clip_ids, NUM_CLASSES))
-    assert "target" not in columns
-    assert columns["mean_logits_prediction"].tolist() == [0, 0, 2, 0, 1, 0, 0]
-
-
-def test_scalars_name_recalls_by_class() -> None:
-    names = ["angry", "happy", "sad", "neutral"]
-    metric = ClipMetrics(NUM_CLASSES, class_names=names)
-    metric.update(*hand_segments())
-    flat = metric.scalars(metric.compute())
-    assert all(value.ndim == 0 for value in flat.values())
-    assert set(flat) == {"SA", "ACA", "SCA", "ALCA", "BCA", "UA", "WA"} | {
-        f"recall/{name}" for name in names
-    }
-    assert flat["recall/happy"].item() == pytest.approx(0.5)
+def test_the_clip_table_of_the_hand_case() -> None:
+    metric = ClipMetrics(NUM_CLASSES)
+    logits, target, clip_ids = hand_segments()
+    metric.update(logits, target, clip_ids)
+    metric.compute()
+    clips = metric.clips
+    assert clips.clip_ids.tolist() == [10, 20, 30, 40, 50, 60, 70]
+    assert clips.target.tolist() == [0, 1, 2, 0, 1, 0, 0]
+    assert clips.segments.tolist() == [3, 2, 1, 3, 2, 1, 1]
+    assert clips.mean_logits_prediction.tolist() == [0, 0, 2, 0, 1, 0, 0]
+    assert clips.majority_prediction.tolist() == [0, 0, 2, 1, 0, 0, 0]  # 20 and 50 tie 0/1 -> 0
+    assert clips.mean_logits.shape == (7, NUM_CLASSES)
+    # Every segment finds its clip's row; the segments' logits are kept in their order.
+    assert torch.equal(clips.clip_ids[clips.segment_clip], clip_ids)
+    assert torch.equal(clips.segment_logits, logits)
 
 
 def test_bad_arguments_raise() -> None:
-    with pytest.raises(ValueError, match="clip_rule"):
-        ClipMetrics(3, clip_rule="median")
-    with pytest.raises(ValueError, match="class_names"):
-        ClipMetrics(3, class_names=["a", "b"])
+    with pytest.raises(ValueError, match="num_classes"):
+        ClipMetrics(1)
+
+
+NAN, INF = float("nan"), float("inf")
+# clip id -> (target, segment logits); worked by hand: a non-finite segment votes for nothing
+# and is wrong; a clip whose mean logits are not all finite has no ALCA decision (wrong).
+DIVERGED_CLIPS = {
+    # votes [0, 2, 0] of 3 segments: SA 2/3, ACA no, SCA/BCA yes; mean has NaN -> ALCA wrong.
+    # Today torch.argmax picks the NaN column (the target) for segment 2 and the mean.
+    0: (1, [[0, 5, 0], [0, NAN, 0], [0, 4, 0]]),
+    # votes [1, 0, 0] of 2: SA 1/2, ACA no, SCA/BCA yes; mean [inf, 0, 0] -> ALCA wrong.
+    1: (0, [[INF, 0, 0], [2, 0, 0]]),
+    # all right under every rule.
+    2: (2, [[0, 0, 3], [0, 0, 1]]),
+    # every segment NaN, target 0: no votes, no decision; wrong under every rule
+    # (today argmax of all-NaN is 0: right under every rule).
+    3: (0, [[NAN, NAN, NAN], [NAN, NAN, NAN]]),
+}
+
+
+def _diverged_batch() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    logits, target, clip_ids = [], [], []
+    for clip, (label, segments) in DIVERGED_CLIPS.items():
+        logits += segments
+        target += [label] * len(segments)
+        clip_ids += [clip] * len(segments)
+    return torch.tensor(logits), torch.tensor(target), torch.tensor(clip_ids)
+
+
+def test_non_finite_logits_are_never_right() -> None:
+    from segser.metrics import SegmentAccuracy
+
+    metrics = ClipMetrics(3)
+    metrics.update(*_diverged_batch())
+    result = metrics.compute()
+    assert float(result["SA"]) == pytest.approx(5 / 9)  # 2 + 1 + 2 + 0 right of 9 segments
+    assert float(result["ACA"]) == pytest.approx(1 / 4)
+    assert float(result["SCA"]) == pytest.approx(3 / 4)
+    assert float(result["BCA"]) == pytest.approx(3 / 4)
+    assert float(result["ALCA"]) == pytest.approx(1 / 4)
+    # mean-logits decisions: none, none, 2, none
+    recall, confusion = [0.0, 0.0, 1.0], [[0, 0, 0], [0, 0, 0], [0, 0, 1]]
+    assert result["per_class_recall"].tolist() == pytest.approx(recall)
+    assert float(result["UA"]) == pytest.approx(sum(recall) / 3)
+    assert float(result["WA"]) == pytest.approx(sum(map(sum, confusion)) / 4)
+    assert result["confusion_matrix"].tolist() == confusion
+    segment_accuracy = SegmentAccuracy(3)
+    segment_accuracy.update(*_diverged_batch())
+    assert float(segment_accuracy.compute()) == pytest.approx(5 / 9)
+
+
+def test_all_nan_logits_with_target_zero_score_zero() -> None:
+    metrics = ClipMetrics(4)
+    metrics.update(torch.full((6, 4), NAN), torch.zeros(6, dtype=torch.long), torch.arange(6) // 2)
+    result = metrics.compute()
+    for name in ("SA", "ACA", "SCA", "ALCA", "BCA", "UA", "WA"):
+        assert float(result[name]) == 0.0, name
+    assert metrics.clips.mean_logits_prediction.tolist() == [-1, -1, -1]  # NO_DECISION, not 0

@@ -40,17 +40,16 @@ def segments(seed: int = 0) -> tuple[Tensor, Tensor, Tensor]:
 def evaluate(parts: list[tuple[Tensor, Tensor, Tensor]]) -> dict[str, object]:
     """Every metric fed the given batches; plain Python values for comparison across processes."""
     result: dict[str, object] = {}
-    for rule in ("mean_logits", "majority"):
-        metric = ClipMetrics(NUM_CLASSES, clip_rule=rule)
-        for part in parts:
-            metric.update(*part)
-        for key, value in metric.compute().items():
-            result[f"{rule}/{key}"] = value.tolist()
-        result[f"{rule}/predictions"] = {
-            k: v.tolist() for k, v in metric.clip_predictions().items()
-        }
-        # After sync, compute and clip_predictions must leave the local segments in place.
-        result[f"{rule}/local_segments"] = sum(len(t) for t in metric.target)
+    metric = ClipMetrics(NUM_CLASSES)
+    for part in parts:
+        metric.update(*part)
+    for key, value in metric.compute().items():
+        result[key] = value.tolist()
+    clips = metric.clips  # gathered from every rank
+    for key in ("clip_ids", "segments", "target", "mean_logits_prediction", "majority_prediction"):
+        result[f"clips/{key}"] = getattr(clips, key).tolist()
+    # After sync, compute must leave the local segments in place.
+    result["local_segments"] = sum(len(t) for t in metric.target)
     for name, metric_class in METRICS.items():
         single = metric_class(NUM_CLASSES)
         for part in parts:
@@ -121,8 +120,7 @@ def test_synced_compute_equals_single_process(synced: Path, scenario: str) -> No
     for rank in range(WORLD_SIZE):
         result = torch.load(synced / f"{scenario}-rank{rank}.pt")
         local = sum(len(target) for _, target, _ in rank_parts(rank, scenario))
-        for rule in ("mean_logits", "majority"):
-            assert result.pop(f"{rule}/local_segments") == local
-            expected.pop(f"{rule}/local_segments", None)
+        assert result.pop("local_segments") == local
+        expected.pop("local_segments", None)
         # Every rank sees the synced whole: the same numbers, recalls (NaN included) and clips.
         torch.testing.assert_close(result, expected, equal_nan=True, msg=f"rank {rank}")

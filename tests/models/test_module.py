@@ -55,3 +55,62 @@ def test_backbone_learning_rate_is_its_own() -> None:
 def test_same_learning_rate_by_default() -> None:
     optimizer = one_step(classifier())
     assert [g["lr"] for g in optimizer.param_groups] == [1e-2, 1e-2]
+
+
+class DivergingBackbone(torch.nn.Module):
+    """A PatchMLP whose embeddings turn NaN from the n-th forward in train (or eval) mode."""
+
+    def __init__(self, nan_from_call: int, in_training: bool) -> None:
+        super().__init__()
+        self.net = PatchMLP(num_layers=1, units=16, dropout=0.0)
+        self.nan_from_call, self.in_training = nan_from_call, in_training
+        self.calls = 0
+
+    def forward(self, patches: torch.Tensor) -> torch.Tensor:
+        embedding = self.net(patches)
+        if self.training != self.in_training:
+            return embedding
+        self.calls += 1
+        return embedding * float("nan") if self.calls >= self.nan_from_call else embedding
+
+
+def _fit_until_divergence(backbone: torch.nn.Module) -> str:
+    import lightning as L
+    import pytest
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from segser.errors import SegserError
+
+    torch.manual_seed(0)
+    clips = torch.arange(32) // 2
+    data = TensorDataset(torch.randn(32, 1, 96, 64), clips % 4, clips)
+    head = ClassificationHead(embedding_dim=16, units=8, num_classes=4)
+    model = SegmentEmotionClassifier(
+        backbone, head, CLASSES, optimizer=partial(torch.optim.SGD, lr=1e-3)
+    )
+    trainer = L.Trainer(
+        max_epochs=6,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        accelerator="cpu",
+    )
+    loaders = DataLoader(data, batch_size=8), DataLoader(data, batch_size=16)  # 4 and 2 batches
+    with pytest.raises(SegserError) as diverged:
+        trainer.fit(model, *loaders)
+    return str(diverged.value)
+
+
+def test_nan_training_loss_stops_the_run_naming_the_epoch() -> None:
+    # Training forwards 1-4 are epoch 0, 5-8 epoch 1: NaN from the 6th is epoch 1.
+    message = _fit_until_divergence(DivergingBackbone(nan_from_call=6, in_training=True))
+    assert message.startswith("training diverged in epoch 1 (counting from 0): the train loss")
+    assert "\n" not in message
+
+
+def test_nan_validation_logits_stop_the_run_naming_the_epoch() -> None:
+    # Two validation batches per epoch: the 5th validation forward is in epoch 2.
+    message = _fit_until_divergence(DivergingBackbone(nan_from_call=5, in_training=False))
+    assert message.startswith("training diverged in epoch 2 (counting from 0): the val loss")

@@ -1,0 +1,151 @@
+"""Check a composed config before any work: a value out of range fails in one line at start.
+
+Runs before the corpus scan and the cache build, so a bad value costs seconds, not a build.
+Hydra's structured-config schemas would check types only, and their errors span several
+lines; ranges and cross-key rules (window vs patch, ratios summing to 1) need code anyway.
+Keys a config does not have are skipped, so the same check serves train and evaluate.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from segser.data.features import LogMelSettings
+from segser.data.segmentation import TAILS
+from segser.errors import SegserError
+
+_ABSENT = object()
+RATIO_TOLERANCE = 1e-6
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One key's allowed range, in words for the error and as a test."""
+
+    key: str
+    allowed: str
+    ok: Callable[[Any], bool]
+
+
+RULES = (
+    Rule("segmentation.hop_seconds", "a number of seconds > 0", lambda v: _number(v) and v > 0),
+    Rule("segmentation.tail", f"one of {', '.join(TAILS)}", lambda v: v in TAILS),
+    Rule("head.units", "an integer >= 0 (0: logits layer only)", lambda v: _integer(v) and v >= 0),
+    Rule("head.dropout", "a number in [0, 1)", lambda v: _number(v) and 0 <= v < 1),
+    Rule("backbone.net.units", "an integer >= 1", lambda v: _integer(v) and v >= 1),
+    Rule("backbone.net.num_layers", "an integer >= 1", lambda v: _integer(v) and v >= 1),
+    Rule("backbone.net.dropout", "a number in [0, 1)", lambda v: _number(v) and 0 <= v < 1),
+    Rule("backbone.lr", "a number > 0, or null", lambda v: v is None or (_number(v) and v > 0)),
+    Rule("optimizer.lr", "a number > 0", lambda v: _number(v) and v > 0),
+    Rule("data.batch_size", "an integer >= 1", lambda v: _integer(v) and v >= 1),
+    Rule("data.num_workers", "an integer >= 0", lambda v: _integer(v) and v >= 0),
+    Rule("data.on_bad_clip", "fail or skip", lambda v: v in ("fail", "skip")),
+    Rule("split.val_fraction", "a number in (0, 1)", lambda v: _number(v) and 0 < v < 1),
+    Rule("split.fold", "an integer >= 1", lambda v: _integer(v) and v >= 1),
+    Rule("monitor.mode", "min or max", lambda v: v in ("min", "max")),
+    Rule(
+        "trainer.max_epochs",
+        "an integer >= 1, or -1 for no limit",
+        lambda v: _integer(v) and (v >= 1 or v == -1),
+    ),
+)
+
+
+def _value(cfg: DictConfig, key: str) -> Any:
+    value = OmegaConf.select(cfg, key, default=_ABSENT, throw_on_missing=False)
+    if isinstance(value, DictConfig | ListConfig):
+        return OmegaConf.to_container(value, resolve=True)
+    return value
+
+
+def _out_of_range(key: str, value: Any, allowed: str) -> SegserError:
+    return SegserError(f"{key}={value!r} is out of range: allowed {allowed}")
+
+
+def _check_features_and_window(cfg: DictConfig) -> None:
+    features = _value(cfg, "features")
+    if features is _ABSENT:
+        return
+    try:
+        settings = LogMelSettings(**features)
+        patch_samples = settings.patch_samples
+        if patch_samples < 1 or settings.stft_hop_samples < 1 or settings.sample_rate_hz < 1:
+            raise ValueError("the STFT window, hop and sample rate must be positive")
+    except (TypeError, ValueError, ZeroDivisionError) as error:
+        message = f"features: {error}. Fix conf/features or the features.* overrides"
+        raise SegserError(message) from None
+    window = _value(cfg, "segmentation.window_seconds")
+    if window is _ABSENT:
+        return
+    rate = settings.sample_rate_hz
+    if not _number(window) or round(window * rate) < patch_samples:
+        tail = settings.stft_window_seconds - settings.stft_hop_seconds
+        raise _out_of_range(
+            "segmentation.window_seconds",
+            window,
+            f">= {patch_samples / rate:g} s, one patch ({settings.frames_per_patch} frames x "
+            f"{settings.stft_hop_seconds:g} s hop + {tail:g} s STFT window tail)",
+        )
+
+
+def _check_classes_and_label_map(cfg: DictConfig) -> None:
+    classes = _value(cfg, "classes")
+    if classes is _ABSENT:
+        return
+    if not isinstance(classes, list) or len(classes) < 2 or len(set(classes)) != len(classes):
+        raise _out_of_range("classes", classes, "a list of at least 2 distinct class names")
+    label_map = _value(cfg, "dataset.reader.label_map")
+    if not isinstance(label_map, dict):
+        return
+    for code, label in label_map.items():
+        if label not in classes:
+            raise SegserError(
+                f"dataset.reader.label_map maps {code!r} to {label!r}, which is not among "
+                f"classes {classes}: allowed values are the classes. Add it to classes or "
+                "drop it from the map"
+            )
+
+
+def _check_split(cfg: DictConfig) -> None:
+    ratios = _value(cfg, "split.ratios")
+    if ratios is not _ABSENT:
+        allowed = "three fractions in (0, 1), train/val/test, that sum to 1 (e.g. [0.8,0.1,0.1])"
+        if (
+            not isinstance(ratios, list)
+            or len(ratios) != 3
+            or not all(_number(r) and 0 < r < 1 for r in ratios)
+            or abs(sum(ratios) - 1) > RATIO_TOLERANCE
+        ):
+            raise _out_of_range("split.ratios", ratios, allowed)
+    fold = _value(cfg, "split.fold")
+    folds, per = _value(cfg, "split.folds"), ""  # a split that declares its fold count
+    if not _integer(folds) and _value(cfg, "split.name") == "loso":  # one fold per session
+        sessions = _value(cfg, "dataset.reader.sessions")
+        folds = len(sessions) if isinstance(sessions, list) else _value(cfg, "dataset.num_sessions")
+        per = ", one fold per session"
+    if _integer(fold) and _integer(folds) and not 1 <= fold <= folds:
+        raise _out_of_range("split.fold", fold, f"1..{folds}{per}")
+
+
+def check_config(cfg: DictConfig) -> None:
+    """Raise SegserError (one line naming the key and its allowed range) on the first bad value."""
+    for rule in RULES:
+        value = _value(cfg, rule.key)
+        if value is not _ABSENT and not rule.ok(value):
+            raise _out_of_range(rule.key, value, rule.allowed)
+    _check_features_and_window(cfg)
+    _check_classes_and_label_map(cfg)
+    _check_split(cfg)

@@ -1,0 +1,103 @@
+"""Resume after a kill: a run started again in its run directory goes on from last.ckpt.
+
+Lightning restores weights, optimizer, loops and callbacks; ResumeState adds the random
+generators (a resumed run draws the same shuffles and dropout masks as one never killed) and an
+early stop already decided (a run killed between stopping and testing does not train on), and
+AtomicCheckpointIO makes sure a kill during a save never leaves half a last.ckpt.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.pytorch.callbacks import EarlyStopping
+from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+from segser.errors import SegserError
+
+log = logging.getLogger("segser")
+
+
+class ResumeState(L.Callback):
+    """What Lightning does not restore: the random generators (Python, NumPy, torch CPU and
+    CUDA), and that early stopping had already ended training."""
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        stopped = [
+            c
+            for c in trainer.callbacks
+            if isinstance(c, EarlyStopping) and (c.stopped_epoch > 0 or c.wait_count >= c.patience)
+        ]
+        if stopped and trainer.ckpt_path:
+            log.info("early stopping had ended this run before it was killed: no more epochs")
+            trainer.should_stop = True
+
+    def state_dict(self) -> dict[str, Any]:
+        kind, keys, position, has_gauss, cached = np.random.get_state()
+        version, python_state, gauss = random.getstate()
+        state = {
+            "torch": torch.get_rng_state(),
+            "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), position, has_gauss, cached],
+            "python": [version, list(python_state), gauss],
+        }
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            state["cuda"] = torch.cuda.get_rng_state_all()
+        return state  # tensors and plain values only: loads with weights_only=True
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        torch.set_rng_state(state["torch"])
+        kind, keys, position, has_gauss, cached = state["numpy"]
+        np.random.set_state((kind, keys.numpy().astype(np.uint32), position, has_gauss, cached))
+        version, python_state, gauss = state["python"]
+        random.setstate((version, tuple(python_state), gauss))
+        if "cuda" in state and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda"])
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Writes beside the final name, then renames (same folder, so one atomic step).
+
+    Lightning's own save stages the file in the system temp folder, which is a copy, not a
+    rename, when the run directory lies on another file system (most clusters).
+    """
+
+    def save_checkpoint(
+        self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None
+    ) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(path.name + ".partial")
+        torch.save(checkpoint, partial)
+        os.replace(partial, path)
+
+
+def resume_from(run_dir: Path, ckpt_path: str | None) -> str | None:
+    """The checkpoint to resume from: `ckpt_path` if given, else the run directory's last.ckpt."""
+    if ckpt_path:
+        path = Path(ckpt_path)
+        if not path.is_file():
+            raise SegserError(
+                f"ckpt_path={path}: checkpoint not found. Pass a last.ckpt or best.ckpt "
+                "written by `python -m segser.train`, or drop ckpt_path to start afresh."
+            )
+        log.info("resuming training from %s (ckpt_path)", path)
+        return str(path)
+    last = run_dir / "checkpoints" / "last.ckpt"
+    if not last.is_file():
+        return None
+    try:  # a damaged last.ckpt is named, not unpickled inside Lightning's traceback
+        torch.load(last, map_location="cpu", weights_only=True, mmap=True)
+    except Exception as error:
+        raise SegserError(
+            f"{last}: cannot resume from it ({type(error).__name__}). Delete it to start "
+            "this run afresh, or pass ckpt_path=... to resume from another checkpoint."
+        ) from error
+    log.info("resuming training from %s (this run directory's last checkpoint)", last)
+    return str(last)

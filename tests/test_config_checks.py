@@ -1,0 +1,95 @@
+"""Bad config values fail at start in one line naming the key and its range, before any work."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from segser.config_checks import check_config
+from segser.errors import SegserError
+from tests.hydra_app import composed
+from tests.segser_cli import run_segser
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+
+# (overrides, the key the error must name, words of its allowed range)
+BAD_VALUES = [
+    (["segmentation.hop_seconds=0"], "segmentation.hop_seconds=0 ", "> 0"),
+    (["segmentation.hop_seconds=-0.5"], "segmentation.hop_seconds=-0.5 ", "> 0"),
+    (["segmentation.window_seconds=0.5"], "segmentation.window_seconds=0.5 ", ">= 0.975 s"),
+    (["segmentation.tail=trim"], "segmentation.tail='trim' ", "pad, stop"),
+    (["head.units=-1"], "head.units=-1 ", ">= 0"),
+    (["split.ratios=[0.5,0.3,0.1]"], "split.ratios=[0.5, 0.3, 0.1] ", "sum to 1"),
+    (["split=loso", "split.fold=6"], "split.fold=6 ", "1..5"),
+    (["split=loso", "split.fold=0"], "split.fold=0 ", ">= 1"),
+    (
+        ["+dataset.reader.label_map.fru=frustrated"],
+        "label_map maps 'fru' to 'frustrated'",
+        "allowed values are the classes",
+    ),
+]
+
+
+@pytest.mark.parametrize(("overrides", "key", "allowed"), BAD_VALUES)
+def test_bad_value_names_key_and_range(overrides: list[str], key: str, allowed: str) -> None:
+    with pytest.raises(SegserError) as refused:
+        check_config(composed("train", ["experiment=demo", *overrides]))
+    assert key in str(refused.value) and allowed in str(refused.value)
+    assert "\n" not in str(refused.value)
+
+
+def test_window_bound_follows_the_feature_settings() -> None:
+    # 0.96 s of 20 ms frames with a 40 ms window: 48 frames -> 47 x 0.02 + 0.04 = 0.98 s.
+    overrides = ["features.stft_hop_seconds=0.02", "features.stft_window_seconds=0.04"]
+    check_config(composed("train", [*overrides, "segmentation.window_seconds=0.98"]))
+    with pytest.raises(SegserError, match=r"allowed >= 0\.98 s, one patch \(48 frames"):
+        check_config(composed("train", [*overrides, "segmentation.window_seconds=0.97"]))
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [[]]
+    + [[f"experiment={p.stem}"] for p in sorted((CONF / "experiment").glob("*.yaml"))]
+    + [[f"split={p.stem}"] for p in sorted((CONF / "split").glob("*.yaml"))]
+    + [[f"segmentation={p.stem}"] for p in sorted((CONF / "segmentation").glob("*.yaml"))]
+    + [[f"dataset={p.stem}"] for p in sorted((CONF / "dataset").glob("*.yaml"))]
+    + [["backbone=baseline"], ["head=logits"]],
+)
+def test_shipped_configs_pass(overrides: list[str]) -> None:
+    check_config(composed("train", overrides))
+
+
+def test_evaluate_config_passes() -> None:
+    check_config(composed("evaluate", ["ckpt=best.ckpt"]))
+
+
+def _refused_by_the_cli(tmp_path: Path, cases: list[int]) -> None:
+    """Each bad value through `python -m segser.train` (in parallel): one line, no work done."""
+
+    def run(case: int) -> tuple:
+        overrides, key, _ = BAD_VALUES[case]
+        where = tmp_path / str(case)
+        return (
+            where,
+            key,
+            run_segser("segser.train", "experiment=demo", *overrides, tmp_path=where, timeout=300),
+        )
+
+    with ThreadPoolExecutor(max_workers=len(cases)) as pool:
+        results = list(pool.map(run, cases))
+    for where, key, result in results:
+        assert result.returncode == 2, result.stderr[-2000:]
+        assert result.stderr.strip().splitlines() == [result.stderr.strip()], result.stderr
+        assert result.stderr.startswith("error: ") and key in result.stderr
+        assert not (where / "data").exists()  # no demo corpus written, no cache built
+
+
+def test_the_cli_refuses_a_window_shorter_than_a_patch_before_any_work(tmp_path: Path) -> None:
+    _refused_by_the_cli(tmp_path, [2])  # today this dies with a traceback in the cache build
+
+
+@pytest.mark.slow
+def test_the_cli_refuses_each_bad_value_in_one_line_before_any_work(tmp_path: Path) -> None:
+    _refused_by_the_cli(tmp_path, list(range(len(BAD_VALUES))))

@@ -1,0 +1,153 @@
+"""Resume after a kill: the same command in the same run directory goes on from last.ckpt."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from lightning.pytorch.callbacks import EarlyStopping
+
+from segser.errors import SegserError
+from segser.resume import AtomicCheckpointIO, ResumeState, resume_from
+from tests.segser_cli import run_segser
+
+TRAIN = [
+    "experiment=demo",
+    "dataset.num_clips=48",
+    "trainer.max_epochs=5",
+    "trainer.accelerator=cpu",
+    "trainer.deterministic=true",
+    "callbacks.progress_bar=null",
+    "callbacks.early_stopping.patience=100",
+]
+
+
+def test_random_state_round_trip_and_weights_only(tmp_path: Path) -> None:
+    callback = ResumeState()
+    torch.manual_seed(1), np.random.seed(1), random.seed(1)
+    torch.save({"state": callback.state_dict()}, tmp_path / "rng.ckpt")
+    expected = (torch.rand(3), np.random.rand(3), random.random())
+    torch.manual_seed(2), np.random.seed(2), random.seed(2)
+    callback.load_state_dict(torch.load(tmp_path / "rng.ckpt", weights_only=True)["state"])
+    again = (torch.rand(3), np.random.rand(3), random.random())
+    assert torch.equal(expected[0], again[0])
+    assert np.array_equal(expected[1], again[1]) and expected[2] == again[2]
+
+
+def test_an_early_stop_already_decided_stays_decided_after_resume() -> None:
+    """Lightning does not save trainer.should_stop: a run killed between its early stop and its
+    test would otherwise train more epochs (and maybe pick another best checkpoint)."""
+    stopping = EarlyStopping(monitor="val/loss", mode="min", patience=2)
+    stopping.load_state_dict(
+        {"wait_count": 2, "stopped_epoch": 6, "best_score": torch.tensor(0.5), "patience": 2}
+    )
+    trainer = SimpleNamespace(callbacks=[stopping], ckpt_path="last.ckpt", should_stop=False)
+    ResumeState().on_train_start(trainer, None)
+    assert trainer.should_stop
+    waiting = EarlyStopping(monitor="val/loss", mode="min", patience=2)
+    trainer = SimpleNamespace(callbacks=[waiting], ckpt_path="last.ckpt", should_stop=False)
+    ResumeState().on_train_start(trainer, None)
+    assert not trainer.should_stop
+
+
+def test_resume_from_picks_last_or_the_given_checkpoint(tmp_path: Path) -> None:
+    assert resume_from(tmp_path, None) is None
+    last = tmp_path / "checkpoints" / "last.ckpt"
+    AtomicCheckpointIO().save_checkpoint({"epoch": 3}, last)
+    assert not list(last.parent.glob("*.partial"))
+    assert resume_from(tmp_path, None) == str(last)
+    other = tmp_path / "other.ckpt"
+    torch.save({"epoch": 1}, other)
+    assert resume_from(tmp_path, str(other)) == str(other)
+    with pytest.raises(SegserError, match=r"ckpt_path=.*not found"):
+        resume_from(tmp_path, str(tmp_path / "nope.ckpt"))
+    last.write_bytes(last.read_bytes()[:50])  # a damaged last.ckpt: named, with the fix
+    with pytest.raises(SegserError, match=r"last\.ckpt: cannot resume from it.*Delete it"):
+        resume_from(tmp_path, None)
+
+
+def environment(tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "IEMOCAP_ROOT" and not k.startswith("WANDB")}
+    env.update(SEGSER_OUTPUT_DIR=str(tmp_path / "outputs"), SEGSER_DATA_DIR=str(tmp_path / "data"))
+    return env
+
+
+@pytest.mark.slow  # three real training processes: about a minute on 2 busy cores
+def test_a_run_killed_with_sigkill_resumes_to_the_same_metrics(tmp_path: Path) -> None:
+    reference = run_segser(
+        "segser.train", *TRAIN, f"hydra.run.dir={tmp_path / 'unkilled'}", tmp_path=tmp_path
+    )
+    assert reference.returncode == 0, reference.stderr[-3000:]
+    run_dir = tmp_path / "killed"
+    command = [sys.executable, "-m", "segser.train", *TRAIN, f"hydra.run.dir={run_dir}"]
+    process = subprocess.Popen(
+        command, env=environment(tmp_path), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    last = run_dir / "checkpoints" / "last.ckpt"
+    try:
+        deadline = time.monotonic() + 300
+        while not last.exists() and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    assert process.returncode == -signal.SIGKILL
+    assert not (run_dir / "metrics.json").exists()  # killed mid-training, not after it
+    killed_at = torch.load(last, weights_only=True)["epoch"]
+    assert killed_at < 4
+
+    resumed = run_segser("segser.train", *TRAIN, f"hydra.run.dir={run_dir}", tmp_path=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"resuming training from {last}" in resumed.stderr + resumed.stdout
+    expected = json.loads((tmp_path / "unkilled" / "metrics.json").read_text())
+    got = json.loads((run_dir / "metrics.json").read_text())
+    assert got["epochs_trained"] == expected["epochs_trained"] == 5
+    assert got["metrics"] == expected["metrics"]
+    assert got["confusion_matrix"] == expected["confusion_matrix"]
+    reference_rows = (tmp_path / "unkilled" / "predictions.csv").read_text()
+    assert (run_dir / "predictions.csv").read_text() == reference_rows
+
+
+@pytest.mark.slow  # two sweeps of two jobs each
+def test_a_sweep_started_again_skips_finished_jobs(tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    args = ["-m", *TRAIN, "trainer.max_epochs=1", "seed=0,1", f"hydra.sweep.dir={sweep}"]
+    first = run_segser("segser.train", *args, tmp_path=tmp_path)
+    assert first.returncode == 0, first.stderr[-3000:]
+    finished = (sweep / "0" / "metrics.json").read_text()
+    (sweep / "1" / "metrics.json").unlink()  # job 1 "was killed" before it wrote its results
+    again = run_segser("segser.train", *args, tmp_path=tmp_path)
+    assert again.returncode == 0, again.stderr[-3000:]
+    log = again.stderr + again.stdout
+    assert f"{sweep / '0' / 'metrics.json'} exists: this job finished before, skipped" in log
+    assert "skipped" not in log.split(str(sweep / "1"))[-1].split("\n")[0]
+    assert (sweep / "0" / "metrics.json").read_text() == finished  # not run again
+    assert (sweep / "1" / "metrics.json").is_file()
+    assert f"resuming training from {sweep / '1' / 'checkpoints' / 'last.ckpt'}" in log
+
+
+def test_slurm_requeue_runs_the_same_job_again() -> None:
+    """On preemption or timeout submitit calls the launcher's checkpoint(): the same job (same
+    overrides and job number, hence the same job directory) is requeued, and resumes there."""
+    from hydra import compose, initialize_config_dir
+    from hydra_plugins.hydra_submitit_launcher.submitit_launcher import SlurmLauncher
+
+    from segser.entry import CONF_DIR
+
+    launcher = SlurmLauncher.__new__(SlurmLauncher)
+    args = (["seed=1"], "hydra.sweep.dir", 3, "job-id", {})
+    delayed = launcher.checkpoint(*args)
+    assert delayed.function is launcher and delayed.args == args
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        cfg = compose("train", ["hydra/launcher=slurm"], return_hydra_config=True)
+    assert cfg.hydra.launcher.max_num_timeout >= 1  # timeouts are requeued, not only preemption
