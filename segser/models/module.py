@@ -8,6 +8,7 @@ from typing import Any
 import lightning as L
 import torch
 from torch import nn
+from torchmetrics import MeanMetric
 
 from segser.errors import SegserError
 from segser.metrics.clip_accuracy import ClipSummary
@@ -41,6 +42,7 @@ class SegmentEmotionClassifier(L.LightningModule):
         if freeze_backbone:
             self.backbone.requires_grad_(False)
         self.loss = nn.CrossEntropyLoss()
+        self.train_loss = MeanMetric()  # the epoch's mean segment loss
         self.val_metrics = ClipMetrics(len(self.classes))
         self.test_metrics = ClipMetrics(len(self.classes))
         self.test_clips: ClipSummary | None = None  # the clip table the test metrics scored
@@ -98,9 +100,9 @@ class SegmentEmotionClassifier(L.LightningModule):
         logits = self.segment_logits(patches)
         loss = self.loss(logits, labels)
         self._track_finite("train", loss, logits)
-        self.log(
-            "train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(labels)
-        )
+        # Accumulated here and logged once per epoch: self.log on every step costs more than
+        # a whole step of a head on cached embeddings.
+        self.train_loss.update(loss.detach(), weight=len(labels))
         return loss
 
     def _evaluate(self, batch: tuple[torch.Tensor, ...], stage: str, metrics: ClipMetrics) -> None:
@@ -142,6 +144,8 @@ class SegmentEmotionClassifier(L.LightningModule):
 
     def on_train_epoch_end(self) -> None:
         self._stop_if_diverged("train")
+        self.log("train/loss", self.train_loss.compute(), prog_bar=True)
+        self.train_loss.reset()
 
     def on_test_epoch_end(self) -> None:
         self.test_results = self._log_clip_metrics("test", self.test_metrics)
