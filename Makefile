@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 # a sweep directory for `make report`; empty: the newest under $SEGSER_OUTPUT_DIR/multirun
 SWEEP_DIR ?=
 
-.PHONY: install demo test test-slow lint format bench bench-transfer sweep report clean
+.PHONY: install demo test test-slow lint format bench bench-transfer bench-real sweep report clean
 
 install: $(STAMP)
 
@@ -38,6 +38,9 @@ bench: install  ## one table of every figure (BENCH_ARGS="--cache-12h --hour" ad
 
 bench-transfer: install  ## frozen YAMNet: Table 4 grid time, cached vs backbone epochs, fine-tuning speed
 	$(BIN)/python experiments/bench_transfer.py
+
+bench-real: install  ## real speech: EmoDB speaker folds, YAMNet/baseline vs eGeMAPS + SVM (ARGS=--quick)
+	$(BIN)/python experiments/bench_real.py $(ARGS)
 
 SWEEP ?= experiment=demo_sweep
 sweep: install  ## a multirun sweep (default: the demo sweep; SWEEP="experiment=paper_table3 dataset.root=...")

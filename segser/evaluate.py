@@ -85,6 +85,29 @@ def clips_to_test(
     return chosen, how
 
 
+def test_on_every_clip(
+    clips: list[Clip], classes: list[str], trained_corpus: str, corpus: str
+) -> list[Clip]:
+    """A foreign corpus is tested whole: its clips whose class (by name) the model knows."""
+    kept = [clip for clip in clips if clip.label in classes]
+    dropped = sorted({clip.label for clip in clips} - set(classes))
+    log.info(
+        "cross-corpus: model trained on %s, testing all %d clips of %s; classes matched by name "
+        "%s; dropped labels the model lacks: %s",
+        trained_corpus,
+        len(kept),
+        corpus,
+        [name for name in classes if any(clip.label == name for clip in kept)],
+        dropped or "none",
+    )
+    if not kept:
+        raise SegserError(
+            f"{corpus} has no clip of the model's classes {classes}. Map its codes onto those "
+            "names in dataset.label_map"
+        )
+    return kept
+
+
 def evaluate(
     cfg: DictConfig,
     out_dir: Path,
@@ -111,6 +134,9 @@ def evaluate(
             cfg.dataset = stored
     L.seed_everything(cfg.seed, workers=True)
     clips = read_corpus(cfg.dataset)
+    if other_corpus:
+        trained_corpus = trained.run.dataset.get("name", "?") if trained.run else "?"
+        clips = test_on_every_clip(clips, trained.classes, trained_corpus, cfg.dataset.name)
     chosen, how = clips_to_test(clips, trained.run, cfg.stage, other_corpus)
     log.info("testing %d clips: %s (%s)", len(chosen), how["clips"], cfg.dataset.name)
     chosen_ids = {clips[i].clip_id for i in chosen}

@@ -26,7 +26,8 @@ class ClipSplit:
     test: list[int]
     description: dict = field(default_factory=dict)
 
-    def __post_init__(self) -> None:
+    def checked(self) -> ClipSplit:
+        """This split, if it can train: no set may be empty (evaluate's test-only split is not)."""
         empty = [part for part in ("train", "val", "test") if not getattr(self, part)]
         if empty:
             clips = len(self.train) + len(self.val) + len(self.test)
@@ -34,6 +35,7 @@ class ClipSplit:
                 f"split {self.description} leaves the {' and '.join(empty)} set empty with "
                 f"{clips} clips. Use a larger corpus or other split ratios."
             )
+        return self
 
     def write(self, path: Path, clips: Sequence[Clip]) -> None:
         """Save the split by clip id so a run can be audited and repeated."""
@@ -83,7 +85,7 @@ def random_split(clips: Sequence[Clip], ratios: Sequence[float], seed: int) -> C
         indices, [c.label for c in clips], ratios, np.random.default_rng(seed)
     )
     description = {"name": "random", "ratios": list(ratios), "seed": seed}
-    return ClipSplit(train, val, test, description)
+    return ClipSplit(train, val, test, description).checked()
 
 
 def _held_out_split(
@@ -107,7 +109,7 @@ def _held_out_split(
         [1.0 - val_fraction, val_fraction],
         np.random.default_rng(seed),
     )
-    return ClipSplit(train, val, sorted(test), description)
+    return ClipSplit(train, val, sorted(test), description).checked()
 
 
 def loso_split(clips: Sequence[Clip], fold: int, val_fraction: float, seed: int) -> ClipSplit:
@@ -129,7 +131,11 @@ def speaker_split(
     clips: Sequence[Clip], test_speakers: Sequence[str], val_fraction: float, seed: int
 ) -> ClipSplit:
     """Hold out the named speakers for test; the rest train and validate."""
-    unknown = set(test_speakers) - {c.speaker for c in clips}
+    # `split.test_speakers=[03,08]` reaches us as ints: match numeric ids by value.
+    by_key = {_speaker_order(c.speaker): c.speaker for c in clips}
+    named = {_speaker_order(str(s)): str(s) for s in test_speakers}
+    unknown = {text for key, text in named.items() if key not in by_key}
+    test_speakers = sorted(by_key[key] for key in named if key in by_key)
     if unknown:
         known = ", ".join(sorted({c.speaker for c in clips}))
         raise SegserError(
@@ -141,4 +147,65 @@ def speaker_split(
     )
 
 
-__all__ = ["ClipSplit", "SplitFunction", "loso_split", "random_split", "speaker_split"]
+def _speaker_order(speaker: str) -> tuple[int, str]:
+    """Numeric speaker ids (EmoDB "03", CREMA-D "1001") sort as numbers, others as text."""
+    return (int(speaker), "") if speaker.isdigit() else (0, speaker)
+
+
+def speaker_folds(speakers: Sequence[str], num_folds: int) -> dict[str, int]:
+    """Fold (1..K) of each speaker: sorted speakers dealt round-robin, independent of any seed.
+
+    Each speaker is tested in exactly one fold; fold sizes differ by at most one speaker.
+    """
+    ordered = sorted(set(speakers), key=_speaker_order)
+    if not 2 <= num_folds <= len(ordered):
+        raise SegserError(
+            f"split.num_folds={num_folds} needs 2..{len(ordered)} (the corpus has "
+            f"{len(ordered)} speakers). Choose split.num_folds in that range."
+        )
+    return {speaker: index % num_folds + 1 for index, speaker in enumerate(ordered)}
+
+
+def speaker_folds_split(
+    clips: Sequence[Clip], fold: int, num_folds: int, val_speakers: int, seed: int
+) -> ClipSplit:
+    """Fold k of K speaker folds: test = fold k's speakers; val = `val_speakers` training
+    speakers drawn with `seed`; train = the other speakers. No speaker is in two sets."""
+    folds = speaker_folds([c.speaker for c in clips], num_folds)
+    if not 1 <= fold <= num_folds:
+        raise SegserError(f"split.fold={fold} is out of range. Use split.fold=1..{num_folds}.")
+    test_speakers = [s for s, k in folds.items() if k == fold]
+    rest = [s for s, k in folds.items() if k != fold]
+    if not 1 <= val_speakers < len(rest):
+        raise SegserError(
+            f"split.val_speakers={val_speakers} needs 1..{len(rest) - 1}: fold {fold} leaves "
+            f"{len(rest)} training speakers. Lower split.val_speakers or split.num_folds."
+        )
+    drawn = np.random.default_rng(seed).choice(len(rest), size=val_speakers, replace=False)
+    val_set = {rest[i] for i in drawn}
+    part = {s: "test" for s in test_speakers} | {
+        s: "val" if s in val_set else "train" for s in rest
+    }
+    sets: dict[str, list[int]] = {"train": [], "val": [], "test": []}
+    for index, clip in enumerate(clips):
+        sets[part[clip.speaker]].append(index)
+    description = {
+        "name": "speaker_folds",
+        "fold": fold,
+        "num_folds": num_folds,
+        "test_speakers": test_speakers,
+        "val_speakers": sorted(val_set, key=_speaker_order),
+        "seed": seed,
+    }
+    return ClipSplit(sets["train"], sets["val"], sets["test"], description).checked()
+
+
+__all__ = [
+    "ClipSplit",
+    "SplitFunction",
+    "loso_split",
+    "random_split",
+    "speaker_folds",
+    "speaker_folds_split",
+    "speaker_split",
+]

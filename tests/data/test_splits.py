@@ -1,11 +1,18 @@
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
 from segser.data.clips import Clip
-from segser.data.splits import loso_split, random_split, speaker_split
+from segser.data.splits import (
+    loso_split,
+    random_split,
+    speaker_folds,
+    speaker_folds_split,
+    speaker_split,
+)
 from segser.errors import SegserError
 
 CLASSES = ["angry", "happy", "sad", "neutral"]
@@ -79,3 +86,66 @@ def test_random_split_refuses_ratios_that_do_not_sum_to_one(tone_clips) -> None:
     """Without Hydra too: [0.5, 0.3, 0.1] was silently rescaled to 5:3:1 before."""
     with pytest.raises(SegserError, match=r"split\.ratios=\[0\.5, 0\.3, 0\.1\] .*sum to 1"):
         random_split(tone_clips, (0.5, 0.3, 0.1), seed=0)
+
+
+EMODB_SPEAKERS = ["03", "08", "09", "10", "11", "12", "13", "14"]
+
+
+def speaker_corpus(speakers: list[str], per_label: int = 3) -> list[Clip]:
+    return [
+        Clip(f"{s}{label}{i}", Path(f"{s}{label}{i}"), label, s, s, 2.0)
+        for s in speakers
+        for label in CLASSES
+        for i in range(per_label)
+    ]
+
+
+def test_speaker_folds_deal_sorted_speakers_round_robin_independent_of_seed() -> None:
+    assert speaker_folds(EMODB_SPEAKERS[::-1], 4) == {
+        "03": 1, "08": 2, "09": 3, "10": 4, "11": 1, "12": 2, "13": 3, "14": 4,
+    }  # fmt: skip
+    # numeric ids sort as numbers, so "9" comes before "10"
+    assert speaker_folds(["10", "9", "1001", "2"], 2) == {"2": 1, "9": 2, "10": 1, "1001": 2}
+
+
+@pytest.mark.parametrize("num_folds", [2, 3, 4])
+def test_every_speaker_is_tested_exactly_once_and_never_shares_sets(num_folds: int) -> None:
+    clips = speaker_corpus(EMODB_SPEAKERS)
+    tested: list[str] = []
+    for fold in range(1, num_folds + 1):
+        split = speaker_folds_split(clips, fold, num_folds, val_speakers=1, seed=fold)
+        assert_partition(split, len(clips))
+        speakers = {
+            name: {clips[i].speaker for i in getattr(split, name)}
+            for name in ("train", "val", "test")
+        }
+        assert not speakers["train"] & speakers["test"]
+        assert not speakers["val"] & (speakers["train"] | speakers["test"])
+        assert len(speakers["val"]) == 1
+        assert sorted(speakers["test"]) == split.description["test_speakers"]
+        tested.extend(speakers["test"])
+    assert sorted(tested) == EMODB_SPEAKERS
+
+
+def test_speaker_folds_test_sets_do_not_depend_on_the_seed() -> None:
+    clips = speaker_corpus(EMODB_SPEAKERS)
+    one = speaker_folds_split(clips, fold=2, num_folds=4, val_speakers=1, seed=1)
+    other = speaker_folds_split(clips, fold=2, num_folds=4, val_speakers=1, seed=7)
+    assert one.test == other.test
+    assert {clips[i].speaker for i in one.test} == {"08", "12"}
+
+
+def test_speaker_folds_bad_settings_are_one_clear_error() -> None:
+    clips = speaker_corpus(EMODB_SPEAKERS[:3])
+    with pytest.raises(SegserError, match=re.escape("num_folds=4 needs 2..3")):
+        speaker_folds_split(clips, 1, 4, 1, 0)
+    with pytest.raises(SegserError, match="fold=3 is out of range"):
+        speaker_folds_split(clips, 3, 2, 1, 0)
+    with pytest.raises(SegserError, match=re.escape("val_speakers=1 needs 1..0")):
+        speaker_folds_split(clips, 1, 2, 1, 0)
+
+
+def test_speaker_split_matches_numeric_ids_given_as_ints() -> None:
+    clips = speaker_corpus(EMODB_SPEAKERS)
+    split = speaker_split(clips, [3, 8], val_fraction=0.25, seed=0)  # Hydra parses 03 as 3
+    assert {clips[i].speaker for i in split.test} == {"03", "08"}

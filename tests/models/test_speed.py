@@ -78,7 +78,7 @@ def test_bf16_mixed_runs_on_cpu_and_stays_close_to_float32() -> None:
             enable_model_summary=False,
         )  # fmt: skip
         trainer.test(model, dataloaders=batches, verbose=False)
-        logits[precision] = model.test_outputs[0][0]
+        logits[precision] = model.test_clips.segment_logits
     assert logits["bf16-mixed"].dtype == torch.float32  # outputs leave autocast as float32
     assert not torch.equal(logits["bf16-mixed"], logits["32-true"])  # bf16 really ran
     torch.testing.assert_close(logits["bf16-mixed"], logits["32-true"], atol=0.05, rtol=0.05)
