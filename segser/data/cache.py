@@ -40,9 +40,11 @@ log = logging.getLogger("segser")
 
 CACHE_FORMAT_VERSION = 3  # 2: key covers mtime_ns, the resampler, segmentation.tail; 3: soxr
 PROGRESS_EVERY_CLIPS = 64
-# Clips whose patches come from one feature pass (short clips share it); a kill loses at most
-# the group in flight and the groups since the last checkpoint.
+# Clips whose patches come from one feature pass (short clips share it): at most this many, and
+# no more audio than GROUP_SECONDS after the first, so long recordings go one at a time and
+# memory stays bounded. A kill loses the group in flight and the groups since the checkpoint.
 CLIPS_PER_GROUP = 32
+GROUP_SECONDS = 60.0
 
 
 def cache_key(
@@ -109,12 +111,17 @@ class PatchCache:
 def _patches_for_clips(
     clips: Sequence[Clip], patcher: LogMelPatcher, segmentation: SegmentationSettings, rate: int
 ) -> list[np.ndarray | BadClipError]:
-    """Each clip's patches, or the BadClipError its audio raised; loaded clips share passes."""
+    """Patches (or the BadClipError its audio raised) of the first clips, as many as make one
+    group; loaded clips share feature passes."""
     loaded, waveforms = [], []
     results: list[np.ndarray | BadClipError] = []
+    samples = 0
     for clip in clips:
+        if samples >= GROUP_SECONDS * rate:
+            break
         try:
             waveforms.append(load_audio(clip.path, rate))
+            samples += waveforms[-1].shape[0]
             loaded.append(len(results))
             results.append(np.empty(0))
         except BadClipError as error:
@@ -168,9 +175,11 @@ def _build(
     with open(data_path, "ab") as handle, build_progress("feature cache") as bar:
         task = bar.add_task("clips", total=len(clips), completed=state["clips_done"])
         checkpointed = state["clips_done"]
-        for first in range(state["clips_done"], len(clips), CLIPS_PER_GROUP):
+        while state["clips_done"] < len(clips):
+            first = state["clips_done"]
             group = clips[first : first + CLIPS_PER_GROUP]
             found = _patches_for_clips(group, patcher, segmentation, features.sample_rate_hz)
+            group = group[: len(found)]
             for index, (clip, patches) in enumerate(zip(group, found, strict=True), start=first):
                 if isinstance(patches, BadClipError):
                     if on_bad_clip != "skip":

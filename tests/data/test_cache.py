@@ -101,8 +101,9 @@ def test_a_killed_build_resumes_and_gives_the_same_cache(tone_clips, tmp_path: P
     compute = cache_module._patches_for_clips
 
     def counting(group, *args):
-        computed.extend(clip.clip_id for clip in group)
-        return compute(group, *args)
+        found = compute(group, *args)
+        computed.extend(clip.clip_id for clip in group[: len(found)])
+        return found
 
     cache_module._patches_for_clips = counting
     try:
@@ -294,3 +295,23 @@ def test_two_processes_building_at_once_both_succeed(start: str, tone_clips, tmp
     assert sorted(p.name for p in cache_dir.iterdir() if p.is_dir()) == [reference.directory.name]
     again = build_or_open_cache(clips, cache_dir, SEGMENTATION, FEATURES)
     np.testing.assert_array_equal(again.patches, reference.patches)
+
+
+def test_groups_stop_at_group_seconds_and_give_each_clips_own_patches(
+    tone_clips, tmp_path: Path, monkeypatch
+) -> None:
+    # Clips of 0.6-2.7 s: a 2 s budget closes a group after one to four clips.
+    monkeypatch.setattr(cache_module, "GROUP_SECONDS", 2.0)
+    sizes, compute = [], cache_module._patches_for_clips
+
+    def recording(group, *args):
+        found = compute(group, *args)
+        sizes.append(sum(clip.duration_seconds for clip in group[: len(found) - 1]))
+        return found
+
+    monkeypatch.setattr(cache_module, "_patches_for_clips", recording)
+    cache = build_or_open_cache(tone_clips[:12], tmp_path / "c", SEGMENTATION, FEATURES)
+    assert len(sizes) > 1 and max(sizes) < 2.0  # audio before a group's last clip < budget
+    for index, clip in enumerate(tone_clips[:12]):
+        rows = cache.rows_for_clips([index])
+        np.testing.assert_allclose(cache.patches[rows], _direct_patches(clip), atol=1e-5)
