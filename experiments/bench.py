@@ -3,8 +3,8 @@
 Rows: features (torchvggish reference vs ours) from 1 s clips to 10-minute recordings at
 8-48 kHz, mono and stereo; the 12 h feature-cache build (`--cache-12h`, takes a while); the
 CPU loader and its share of a training step; Lightning vs a bare loop; the transfer issue's
-frozen-sweep figures (experiments/bench_transfer.py, when present); GPU rows when CUDA is
-available, else "not measured". Example:
+frozen-sweep figures (experiments/bench_transfer.py, when present); GPU rows
+(experiments/bench_gpu.py) when CUDA is available, else "not measured (no CUDA)". Example:
     python experiments/bench.py --out outputs/bench.md [--cache-12h] [--hour]
 """
 
@@ -27,11 +27,12 @@ from pathlib import Path
 import torch
 from bench_cache_build import cache_row
 from bench_feature_range import default_cases, feature_rows
+from bench_gpu import gpu_rows
 from bench_training import training_rows
 
 HEADER = ["figure", "amount", "reference / today", "ours", "ratio", "notes"]
 TRANSFER_SCRIPT = Path(__file__).resolve().parent / "bench_transfer.py"
-NO_GPU = "not measured (no GPU on this machine)"
+NO_GPU = "not measured (no CUDA)"
 GPU_FIGURES = [
     "GPU features: patches/s vs the reference (target >= 100x)",
     "GPU loader share of a training step (target <= 5%)",
@@ -110,8 +111,7 @@ def main() -> None:
     rows += transfer_rows()
     if torch.cuda.is_available():
         rows += feature_rows(default_cases(False)[:5], args.repeats, torch.device("cuda"))
-        rows += [[figure, "-", "-", "not measured", "-", "no GPU bench yet"] for figure in
-                 GPU_FIGURES[1:]]  # fmt: skip
+        rows += gpu_rows(torch.device("cuda"))
     else:
         rows += [[figure, "-", "-", NO_GPU, "-", "-"] for figure in GPU_FIGURES]
     table = f"Machine: {where}\n\n{markdown(rows)}\n"

@@ -30,7 +30,7 @@ from segser.data.cache_entry import (
     read_json,
     write_json_atomically,
 )
-from segser.data.clip_patches import clip_patches
+from segser.data.clip_patches import clips_patches
 from segser.data.clips import BadClipPolicy, Clip
 from segser.data.features import LogMelPatcher, LogMelSettings
 from segser.data.segmentation import SegmentationSettings
@@ -40,6 +40,11 @@ log = logging.getLogger("segser")
 
 CACHE_FORMAT_VERSION = 3  # 2: key covers mtime_ns, the resampler, segmentation.tail; 3: soxr
 PROGRESS_EVERY_CLIPS = 64
+# Clips whose patches come from one feature pass (short clips share it): at most this many, and
+# no more audio than GROUP_SECONDS after the first, so long recordings go one at a time and
+# memory stays bounded. A kill loses the group in flight and the groups since the checkpoint.
+CLIPS_PER_GROUP = 32
+GROUP_SECONDS = 60.0
 
 
 def cache_key(
@@ -103,11 +108,27 @@ class PatchCache:
         return np.unique(self.row_clip).tolist()
 
 
-def _patches_for_clip(
-    clip: Clip, patcher: LogMelPatcher, segmentation: SegmentationSettings, sample_rate: int
-) -> np.ndarray:
-    waveform = load_audio(clip.path, sample_rate)
-    return clip_patches(waveform, patcher, segmentation).numpy()
+def _patches_for_clips(
+    clips: Sequence[Clip], patcher: LogMelPatcher, segmentation: SegmentationSettings, rate: int
+) -> list[np.ndarray | BadClipError]:
+    """Patches (or the BadClipError its audio raised) of the first clips, as many as make one
+    group; loaded clips share feature passes."""
+    loaded, waveforms = [], []
+    results: list[np.ndarray | BadClipError] = []
+    samples = 0
+    for clip in clips:
+        if samples >= GROUP_SECONDS * rate:
+            break
+        try:
+            waveforms.append(load_audio(clip.path, rate))
+            samples += waveforms[-1].shape[0]
+            loaded.append(len(results))
+            results.append(np.empty(0))
+        except BadClipError as error:
+            results.append(error)
+    for index, patches in zip(loaded, clips_patches(waveforms, patcher, segmentation), strict=True):
+        results[index] = patches.numpy()
+    return results
 
 
 def _resumable_state(progress_path: Path, data_path: Path, row_bytes: int, clips: int) -> dict:
@@ -153,24 +174,28 @@ def _build(
 
     with open(data_path, "ab") as handle, build_progress("feature cache") as bar:
         task = bar.add_task("clips", total=len(clips), completed=state["clips_done"])
-        for index in range(state["clips_done"], len(clips)):
-            clip = clips[index]
-            try:
-                patches = _patches_for_clip(clip, patcher, segmentation, features.sample_rate_hz)
-            except BadClipError as error:
-                if on_bad_clip != "skip":
-                    checkpoint(handle)
-                    raise
-                log.warning("skipping %s", error)
-                state["skipped"][clip.clip_id] = str(error)
-            else:
-                handle.write(patches.tobytes())
-                state["row_clip"].extend([index] * len(patches))
-                state["row_segment"].extend(range(len(patches)))
-            state["clips_done"] = index + 1
-            if state["clips_done"] % PROGRESS_EVERY_CLIPS == 0:
+        checkpointed = state["clips_done"]
+        while state["clips_done"] < len(clips):
+            first = state["clips_done"]
+            group = clips[first : first + CLIPS_PER_GROUP]
+            found = _patches_for_clips(group, patcher, segmentation, features.sample_rate_hz)
+            group = group[: len(found)]
+            for index, (clip, patches) in enumerate(zip(group, found, strict=True), start=first):
+                if isinstance(patches, BadClipError):
+                    if on_bad_clip != "skip":
+                        checkpoint(handle)  # the clips before it are kept
+                        raise patches
+                    log.warning("skipping %s", patches)
+                    state["skipped"][clip.clip_id] = str(patches)
+                else:
+                    handle.write(patches.tobytes())
+                    state["row_clip"].extend([index] * len(patches))
+                    state["row_segment"].extend(range(len(patches)))
+                state["clips_done"] = index + 1
+            if state["clips_done"] - checkpointed >= PROGRESS_EVERY_CLIPS:
                 checkpoint(handle)
-            bar.advance(task)
+                checkpointed = state["clips_done"]
+            bar.advance(task, len(group))
         checkpoint(handle)
 
     np.savez(

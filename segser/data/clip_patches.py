@@ -4,21 +4,24 @@ Rule: segment i's patch is the 96 log-mel frames starting at its start sample. W
 start is a multiple of the 10 ms frame hop, overlapping segments share frames, so the clip's
 frames are computed once (in blocks of frames, so a long recording stays small in memory) and
 each patch is cut from them. Frames that reach past the clip's end see zeros, exactly as a
-zero-padded segment does. Other starts fall back to one FFT pass per segment.
+zero-padded segment does. Other starts fall back to one FFT pass per segment. Short clips are
+laid end to end on the frame grid (`clips_patches`), so a batch of 1 s clips pays the per-call
+overhead once instead of once per clip.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from functools import cache
+from typing import NamedTuple
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from segser.data.audio import resample
-from segser.data.features import LogMelPatcher
+from segser.data.features import LogMelPatcher, LogMelSettings
 from segser.data.segmentation import SegmentationSettings, Tail, segment_starts_seconds
 
 # Frames per FFT block: ~80 s of audio, ~40 MB of work space, long enough to amortise overhead.
@@ -117,6 +120,107 @@ def clip_patches(
     """Patches [num_segments, 96, 64] (float32) of a 1-D clip at the patcher's sample rate."""
     with _cpu_threads(FEATURE_CPU_THREADS, waveform.device):
         return torch.cat(list(iter_clip_patches(waveform, patcher, segmentation, block_frames)))
+
+
+class FrameSpan(NamedTuple):
+    """A clip's samples from its first segment's start (at most to its last frame's end), and
+    each segment's first frame counted from there."""
+
+    samples: torch.Tensor
+    start_frames: np.ndarray
+
+    def grid_frames(self, settings: LogMelSettings) -> int:
+        """Frames of the frame grid it takes end to end: frames that start inside its samples
+        (later ones read only zeros), plus room for the last of them to read zeros."""
+        hop = settings.stft_hop_samples
+        return -(-self.samples.shape[0] // hop) - 1 + -(-settings.stft_window_samples // hop)
+
+
+def _shared_frame_span(
+    waveform: torch.Tensor, patcher: LogMelPatcher, segmentation: SegmentationSettings
+) -> FrameSpan | None:
+    """The clip's FrameSpan when its segments share frames; None when they do not or there are
+    none (clip_patches handles those)."""
+    if waveform.ndim != 1:
+        raise ValueError(f"expected a 1-D waveform, got shape {tuple(waveform.shape)}")
+    s = patcher.settings
+    hop = s.stft_hop_samples
+    starts = segment_start_samples(waveform.shape[0], s.sample_rate_hz, segmentation)
+    if len(starts) == 0 or np.any(starts % hop):
+        return None
+    start_frames = (starts - starts[0]) // hop
+    span = (int(start_frames[-1]) + s.frames_per_patch - 1) * hop + s.stft_window_samples
+    audio = waveform if waveform.is_floating_point() else waveform.float()
+    return FrameSpan(audio[int(starts[0]) : int(starts[0]) + span], start_frames)
+
+
+def _joined_patches(spans: list[FrameSpan], patcher: LogMelPatcher) -> list[torch.Tensor]:
+    """Patches of several clips from one log-mel pass over their samples laid end to end.
+
+    Each clip starts on the 10 ms frame grid and is followed by zeros, so every frame that
+    starts inside its samples reads only its own samples and zeros, as when it is alone. Frames
+    past its end read only zeros: they all share one all-zero frame, placed last.
+    """
+    s = patcher.settings
+    hop = s.stft_hop_samples
+    offsets, pieces, position = [], [], 0  # position in frames
+    for span in spans:
+        offsets.append(position)
+        length = span.grid_frames(s)
+        pieces.append(F.pad(span.samples, (0, length * hop - span.samples.shape[0])))
+        position += length
+    pieces.append(pieces[0].new_zeros(s.stft_window_samples))  # the all-zero frame
+    frames = patcher.log_mel_frames(torch.cat(pieces))
+    silent = position
+    local = np.arange(s.frames_per_patch)
+    index = []
+    for offset, span in zip(offsets, spans, strict=True):
+        frame = span.start_frames[:, None] + local  # [segments, 96] in the clip's own frames
+        inside = -(-span.samples.shape[0] // hop)
+        index.append(np.where(frame < inside, offset + frame, silent))
+    found = frames[torch.as_tensor(np.concatenate(index), device=frames.device)]
+    return list(found.split([len(span.start_frames) for span in spans]))
+
+
+@torch.no_grad()
+def clips_patches(
+    waveforms: Sequence[torch.Tensor],
+    patcher: LogMelPatcher,
+    segmentation: SegmentationSettings,
+    block_frames: int = BLOCK_FRAMES,
+) -> list[torch.Tensor]:
+    """clip_patches of each clip; clips shorter than a block share log-mel passes."""
+    if not waveforms:
+        return []
+    _check_window(segmentation, patcher)
+    results: list[torch.Tensor | None] = [None] * len(waveforms)
+    group: list[int] = []
+    spans: dict[int, FrameSpan] = {}
+    grouped_frames = 0
+
+    def flush() -> None:
+        for index, patches in zip(
+            group, _joined_patches([spans.pop(i) for i in group], patcher), strict=True
+        ):
+            results[index] = patches
+        group.clear()
+
+    with _cpu_threads(FEATURE_CPU_THREADS, waveforms[0].device):
+        for index, waveform in enumerate(waveforms):
+            span = _shared_frame_span(waveform, patcher, segmentation)
+            frames = span.grid_frames(patcher.settings) if span else 0
+            if span is None or frames > block_frames:
+                results[index] = clip_patches(waveform, patcher, segmentation, block_frames)
+                continue
+            if grouped_frames + frames > block_frames:
+                flush()
+                grouped_frames = 0
+            spans[index] = span
+            group.append(index)
+            grouped_frames += frames
+        if group:
+            flush()
+    return results  # type: ignore[return-value]
 
 
 @cache

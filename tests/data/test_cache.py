@@ -43,7 +43,7 @@ def test_second_open_reuses_the_cache(tone_clips, tmp_path: Path, monkeypatch) -
     def must_not_compute(*args, **kwargs):
         raise AssertionError("the cache was rebuilt")
 
-    monkeypatch.setattr(cache_module, "_patches_for_clip", must_not_compute)
+    monkeypatch.setattr(cache_module, "_patches_for_clips", must_not_compute)
     second = build_or_open_cache(tone_clips, tmp_path / "cache", SEGMENTATION, FEATURES)
     assert second.directory == first.directory
     np.testing.assert_array_equal(second.patches, first.patches)
@@ -66,11 +66,12 @@ from segser.data.clips import Clip
 from segser.data.features import LogMelSettings
 from segser.data.segmentation import SegmentationSettings
 cache.PROGRESS_EVERY_CLIPS = 2
-compute = cache._patches_for_clip
+cache.CLIPS_PER_GROUP = 2
+compute = cache._patches_for_clips
 def slow(*args):
     time.sleep(0.15)
     return compute(*args)
-cache._patches_for_clip = slow
+cache._patches_for_clips = slow
 clips = [Clip(p.stem, p, "angry", "s", "s", 1.0) for p in sorted(Path(sys.argv[1]).glob("*.wav"))]
 settings = SegmentationSettings(1.0, 0.5)
 cache.build_or_open_cache(clips, sys.argv[2], settings, LogMelSettings())
@@ -97,17 +98,18 @@ def test_a_killed_build_resumes_and_gives_the_same_cache(tone_clips, tmp_path: P
     assert done_before < len(clips)
 
     computed = []
-    compute = cache_module._patches_for_clip
+    compute = cache_module._patches_for_clips
 
-    def counting(clip, *args):
-        computed.append(clip.clip_id)
-        return compute(clip, *args)
+    def counting(group, *args):
+        found = compute(group, *args)
+        computed.extend(clip.clip_id for clip in group[: len(found)])
+        return found
 
-    cache_module._patches_for_clip = counting
+    cache_module._patches_for_clips = counting
     try:
         resumed = build_or_open_cache(clips, cache_dir, SEGMENTATION, FEATURES)
     finally:
-        cache_module._patches_for_clip = compute
+        cache_module._patches_for_clips = compute
     assert len(computed) == len(clips) - done_before  # finished clips were not redone
     fresh = build_or_open_cache(clips, tmp_path / "fresh", SEGMENTATION, FEATURES)
     np.testing.assert_array_equal(resumed.row_clip, fresh.row_clip)
@@ -243,11 +245,11 @@ from segser.data import cache
 from segser.data.clips import Clip
 from segser.data.features import LogMelSettings
 from segser.data.segmentation import SegmentationSettings
-compute = cache._patches_for_clip
+compute = cache._patches_for_clips
 def slow(*args):
     time.sleep(0.05)
     return compute(*args)
-cache._patches_for_clip = slow
+cache._patches_for_clips = slow
 barrier = Path(sys.argv[3])
 (barrier / str(os.getpid())).touch()
 while len(list(barrier.iterdir())) < 2:  # start both builds at the same moment
@@ -293,3 +295,23 @@ def test_two_processes_building_at_once_both_succeed(start: str, tone_clips, tmp
     assert sorted(p.name for p in cache_dir.iterdir() if p.is_dir()) == [reference.directory.name]
     again = build_or_open_cache(clips, cache_dir, SEGMENTATION, FEATURES)
     np.testing.assert_array_equal(again.patches, reference.patches)
+
+
+def test_groups_stop_at_group_seconds_and_give_each_clips_own_patches(
+    tone_clips, tmp_path: Path, monkeypatch
+) -> None:
+    # Clips of 0.6-2.7 s: a 2 s budget closes a group after one to four clips.
+    monkeypatch.setattr(cache_module, "GROUP_SECONDS", 2.0)
+    sizes, compute = [], cache_module._patches_for_clips
+
+    def recording(group, *args):
+        found = compute(group, *args)
+        sizes.append(sum(clip.duration_seconds for clip in group[: len(found) - 1]))
+        return found
+
+    monkeypatch.setattr(cache_module, "_patches_for_clips", recording)
+    cache = build_or_open_cache(tone_clips[:12], tmp_path / "c", SEGMENTATION, FEATURES)
+    assert len(sizes) > 1 and max(sizes) < 2.0  # audio before a group's last clip < budget
+    for index, clip in enumerate(tone_clips[:12]):
+        rows = cache.rows_for_clips([index])
+        np.testing.assert_allclose(cache.patches[rows], _direct_patches(clip), atol=1e-5)

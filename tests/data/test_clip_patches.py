@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from segser.data.clip_patches import clip_patches, segment_start_samples
+from segser.data.clip_patches import clip_patches, clips_patches, segment_start_samples
 from segser.data.features import LogMelPatcher
 from segser.data.segmentation import SegmentationSettings, count_segments, segment_waveform
 
@@ -76,6 +76,24 @@ def test_blocks_do_not_change_the_patches() -> None:
     for block_frames in (1, 97, 150, 451):
         blocked = clip_patches(waveform, LogMelPatcher(), settings, block_frames=block_frames)
         torch.testing.assert_close(blocked, whole, atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("tail", ["pad", "stop"])
+@pytest.mark.parametrize("block_frames", [8192, 300])  # 300: groups of a few clips, some alone
+def test_clips_laid_end_to_end_equal_each_clip_alone(tail: str, block_frames: int) -> None:
+    lengths = [16000, 15599, 16001, 24161, 40000, 8 * SR + 7, 16000, 57123]
+    waveforms = [noisy_speechlike(n, seed=i) for i, n in enumerate(lengths)]
+    waveforms[3] = waveforms[3].double()  # a float64 clip among float32 ones
+    for hop_seconds in (0.5, 0.3337):  # on and off the frame grid
+        settings = SegmentationSettings(1.0, hop_seconds, tail)
+        together = clips_patches(waveforms, LogMelPatcher(), settings, block_frames)
+        assert len(together) == len(waveforms)
+        for waveform, ours in zip(waveforms, together, strict=True):
+            alone = clip_patches(waveform, LogMelPatcher(), settings)
+            torch.testing.assert_close(ours, alone, atol=1e-5, rtol=0)
+        if tail == "pad":  # the reference pads every segment
+            expected = reference(waveforms[1], settings)
+            torch.testing.assert_close(together[1], expected, atol=ATOL, rtol=0)
 
 
 def test_hop_off_the_frame_grid_falls_back_to_per_segment() -> None:
