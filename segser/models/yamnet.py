@@ -84,6 +84,14 @@ class YAMNet(Backbone):
         self.layers = nn.Sequential(*layers)
         self.classifier = nn.Linear(self.embedding_dim, AUDIOSET_CLASSES)
         self.classifier.requires_grad_(False)  # DDP must not wait for gradients it never gets
+        # From scratch (backbone.weights=none) the network needs a signal-preserving init:
+        # PyTorch's default conv init shrinks activations through the 14 ReLU layers until the
+        # embedding is the same for every input (spread across inputs ~1e-9, measured), which
+        # would make the random-init control a constant. He-normal weights, zero biases.
+        for module in self.layers.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
+                nn.init.zeros_(module.bias)
         # Depthwise convolutions run ~1.6x faster on CPU with channels-last weights (measured
         # with experiments/bench_transfer.py's model); outputs agree to 1e-7.
         self.to(memory_format=torch.channels_last)

@@ -152,3 +152,14 @@ def test_foreign_state_dict_is_one_line(tmp_path: Path) -> None:
     with pytest.raises(SegserError, match=re.escape(str(path))) as err:
         YAMNet().load_weights(str(path))
     assert "missing keys" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_random_init_keeps_inputs_apart() -> None:
+    """backbone.weights=none is the no-transfer control: its embedding must still depend on the
+    input (PyTorch's default init gave every input the same embedding, spread ~1e-9)."""
+    torch.manual_seed(0)
+    model = YAMNet().eval()
+    model.load_weights("none")
+    with torch.no_grad():
+        embeddings = model(torch.randn(8, 1, 96, 64) * 2 - 5)
+    assert embeddings.std(dim=0).mean() > 1e-2
