@@ -1,10 +1,7 @@
 """`python -m segser.report [SWEEP_DIR]`: a sweep's results in the paper's layout, from local files.
 
-One row per metric, one column per configuration (overrides minus seed/fold), cells
-`mean +- std (n)`; the jobs that are missing or failed; the mean confusion matrix per
-configuration (as the paper's Figure 3) and the accuracies as bars. `--compare-paper` puts the
-paper's Tables 3 and 4 beside ours. Without SWEEP_DIR: the newest sweep under
-$SEGSER_OUTPUT_DIR/multirun (default outputs/multirun).
+A metric per row, a configuration (overrides less seed/fold) per column, `mean +- std (n)`; the
+missing jobs; mean confusions and accuracy bars. Default: the newest sweep in $SEGSER_OUTPUT_DIR.
 """
 
 from __future__ import annotations
@@ -17,7 +14,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from segser.errors import SegserError
@@ -36,11 +32,10 @@ from segser.runs.tables import (
 @dataclass
 class Report:
     results: Sweep
-    labels: pd.Series  # each job's configuration (its column)
     cells: pd.DataFrame  # (column, metric) -> mean, std, n
     table: pd.DataFrame  # metrics down, columns across, `mean +- std (n)`
-    table_markdown: str = ""
-    jobs_markdown: str = ""
+    table_markdown: str
+    jobs_markdown: str
     files: dict[str, Path] = field(default_factory=dict)
     confusion_plots: list[Path] = field(default_factory=list)
 
@@ -49,14 +44,6 @@ class Report:
         images = [f"![{name}]({p.name})" for name, p in self.files.items() if p.suffix == ".png"]
         figures = "\n".join(["## Figures", "", *(images or ["No job has metrics.json yet."])])
         return "\n\n".join([self.table_markdown, self.jobs_markdown, figures])
-
-
-def summary_line(results: Sweep) -> str:
-    line = f"{int(results.jobs.succeeded.sum())} of {len(results.jobs)} jobs wrote metrics.json"
-    expected = [plan.expected_jobs for plan in results.plans]
-    if expected and None not in expected:
-        line += f"; the sweep{'s' if len(expected) > 1 else ''} expected {sum(expected)} jobs"
-    return line + "."
 
 
 def job_lines(results: Sweep) -> list[str]:
@@ -82,18 +69,16 @@ def job_lines(results: Sweep) -> list[str]:
     return lines
 
 
-def write_plots(report: Report, out_dir: Path) -> None:
+def write_plots(report: Report, labels: pd.Series, out_dir: Path) -> None:
     """A mean confusion matrix per configuration and one bar chart of the five accuracies."""
-    done = report.results.jobs[report.results.jobs.succeeded & report.labels.notna()]
-    for i, (label, jobs) in enumerate(done.groupby(report.labels[done.index], sort=False)):
+    done = report.results.jobs[report.results.jobs.succeeded & labels.notna()]
+    for i, (label, jobs) in enumerate(done.groupby(labels[done.index], sort=False)):
         matrix, classes = mean_confusion(jobs)
         name = re.sub(r"[^A-Za-z0-9.=-]+", "_", label).strip("_")[:80] or "run"
         path = out_dir / f"confusion_{i:02d}_{name}.png"
         title = f"{label}\nmean of {len(jobs)} row-normalised clip confusions"
-        report.confusion_plots.append(
-            plot_confusion_matrix(np.nan_to_num(matrix), classes, path, title)
-        )
-        report.files[f"confusion {label}"] = path
+        report.files[f"confusion {label}"] = plot_confusion_matrix(matrix, classes, path, title)
+        report.confusion_plots.append(path)
     shown = report.cells.query("metric in @PAPER_METRICS and n > 0")
     if not shown.empty:
         columns = list(dict.fromkeys(shown.index.get_level_values("column")))
@@ -121,6 +106,9 @@ def build_report(
     cells, notes = summarise(results.jobs, labels, metrics), []
     if compare_paper:
         cells, notes = compare_with_paper(cells, results.jobs, labels)
+    summary = f"{int(results.jobs.succeeded.sum())} of {len(results.jobs)} jobs wrote metrics.json"
+    if (expected := [plan.expected_jobs for plan in results.plans]) and None not in expected:
+        summary += f"; the sweep{'s' if len(expected) > 1 else ''} expected {sum(expected)} jobs"
     legend = (
         f"Pooled over: {', '.join(over) or 'nothing'}. Shared by all columns: "
         f"{' '.join(shared) or '-'}. Cells: mean +- sample std (ddof=1) over the jobs with "
@@ -129,14 +117,14 @@ def build_report(
     )
     table = text_table(cells, metrics)
     markdown = table.rename(columns=lambda c: c.replace("|", "\\|")).to_markdown()
-    head = [f"# Results: {results.root}", "", summary_line(results), "", legend, "", markdown, ""]
-    table_markdown = "\n".join([*head, *(f"- {note}" for note in notes)]).rstrip()
+    head = [f"# Results: {results.root}", f"{summary}.", legend, markdown]
+    table_markdown = "\n\n".join([*head, "\n".join(f"- {note}" for note in notes)]).rstrip()
     jobs_markdown = "\n".join(["## Missing or failed jobs", "", *job_lines(results)])
-    report = Report(results, labels, cells, table, table_markdown, jobs_markdown)
+    report = Report(results, cells, table, table_markdown, jobs_markdown)
     out_dir = Path(out_dir) if out_dir is not None else results.root / "report"
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
-        write_plots(report, out_dir)
+        write_plots(report, labels, out_dir)
         report.table.to_csv(out_dir / "report.csv")
         (out_dir / "report.md").write_text(report.markdown + "\n")
     except OSError as error:
@@ -153,9 +141,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("sweep_dir", type=Path, nargs="?", help="a sweep (or run) directory")
     parser.add_argument("--out", type=Path, help="default: SWEEP_DIR/report")
     parser.add_argument("--compare-paper", action="store_true", help="add the paper's columns")
-    parser.add_argument(
-        "--over", default="seed,split.fold", help="override keys pooled in a column"
-    )
+    parser.add_argument("--over", default="seed,split.fold", help="keys pooled in a column")
     args = parser.parse_args(argv)
     over = tuple(key.strip() for key in args.over.split(",") if key.strip())
     try:

@@ -37,15 +37,9 @@ def plot_confusion_matrix(
 def plot_accuracy_bars(
     means: pd.DataFrame, stds: pd.DataFrame, path: Path, hatched: Sequence[bool], title: str
 ) -> Path:
-    """Grouped bars: metrics (rows) along x, one bar per configuration (column), std as error.
-
-    Hatched bars are numbers quoted from the paper; one right after a solid bar shares its
-    colour, so ours and the paper's setting read as a pair. A NaN std draws no error bar.
-    """
-    colours, colour = [], -1
-    for i, paper in enumerate(hatched):
-        colour += 0 if paper and i > 0 and not hatched[i - 1] else 1
-        colours.append(f"C{colour % 10}")
+    """Metrics along x, a bar per column, std as error; hatched (the paper's) pairs with ours."""
+    pairs = np.cumsum([not (p and i and not hatched[i - 1]) for i, p in enumerate(hatched)])
+    colours = [f"C{(pair - 1) % 10}" for pair in pairs]
     width = max(6.0, 1.1 * len(means) * len(means.columns) ** 0.5)
     figure, axis = plt.subplots(figsize=(width, 4.6))
     means.plot.bar(yerr=stds.fillna(0.0), capsize=2, color=colours, ax=axis, rot=0, width=0.8)

@@ -7,8 +7,10 @@ failed keeps only `.hydra/overrides.yaml` (and `error.txt` when segser caught th
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,21 +99,14 @@ def sweep_plan(multirun_yaml: Path, found_jobs: int) -> SweepPlan:
         parsed = OverridesParser.create().parse_overrides([*params, *hydra["overrides"]["task"]])
     except (OSError, yaml.YAMLError, KeyError, TypeError, AttributeError, HydraException):
         return SweepPlan(multirun_yaml, (), None, found_jobs)
-    lengths: dict[str, int | None] = {}  # a later override of a key wins, as in BasicSweeper
-    axes: dict[str, str] = {}
-    for override in parsed:
-        key = override.get_key_element()
-        axes.pop(key, None)
-        lengths[key] = 1
-        if override.is_sweep_override():
-            axes[key] = override.input_line.lstrip("+")
-            try:
-                lengths[key] = len(list(override.sweep_string_iterator()))
-            except HydraException:  # interval() or glob(): not countable without the config
-                lengths[key] = None
-    countable = str(sweeper.get("_target_", "")).endswith("BasicSweeper")
-    expected = math.prod(lengths.values()) if countable and None not in lengths.values() else None
-    return SweepPlan(multirun_yaml, tuple(axes.values()), expected, found_jobs)
+    keys = [o.get_key_element() for o in parsed]  # a later override of a key wins, as in Hydra
+    last = [o for i, o in enumerate(parsed) if keys[i] not in keys[i + 1 :]]
+    swept, expected = [o for o in last if o.is_sweep_override()], None
+    with contextlib.suppress(HydraException):  # interval() or glob(): not countable
+        if str(sweeper.get("_target_", "")).endswith("BasicSweeper"):
+            expected = math.prod(len(list(o.sweep_string_iterator())) for o in swept)
+    axes = tuple(o.input_line.lstrip("+") for o in swept)
+    return SweepPlan(multirun_yaml, axes, expected, found_jobs)
 
 
 def load_results(root: Path) -> Sweep:
@@ -136,19 +131,13 @@ def load_results(root: Path) -> Sweep:
     return Sweep(root, jobs, plans)
 
 
-def override_key(text: str) -> str:
-    """The key or config group an override sets: `+head.units=1,2` -> `head.units`."""
-    return text.lstrip("+~").split("=", 1)[0].split("@", 1)[0]
-
-
 def configurations(
     jobs: pd.DataFrame, over: Sequence[str] = REPETITION_KEYS
 ) -> tuple[pd.Series, list[str]]:
-    """Each job's configuration: its overrides without the pooled keys (seed and fold by default)
-    and without those every configuration shares (returned second). None: never started."""
+    """Each job's overrides less the pooled keys and those all share (second); None: not started."""
     pooled = {key.lstrip("+~") for key in over}
     kept = [
-        None if o is None else tuple(x for x in o if override_key(x) not in pooled)
+        o and tuple(x for x in o if re.split("[=@]", x.lstrip("+~"))[0] not in pooled)
         for o in jobs.overrides
     ]
     first: dict[frozenset, tuple[str, ...]] = {}
