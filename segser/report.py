@@ -17,16 +17,9 @@ from pathlib import Path
 import pandas as pd
 
 from segser.errors import SegserError
+from segser.runs import tables
 from segser.runs.plots import plot_accuracy_bars, plot_confusion_matrix
 from segser.runs.sweeps import REPETITION_KEYS, Sweep, configurations, load_results, newest_sweep
-from segser.runs.tables import (
-    PAPER_METRICS,
-    compare_with_paper,
-    mean_confusion,
-    metric_names,
-    summarise,
-    text_table,
-)
 
 
 @dataclass
@@ -56,16 +49,13 @@ def job_lines(results: Sweep) -> list[str]:
             why = job.error if job.error.startswith("crashed:") else f"failed: {job.error}"
         lines.append(f"- `{job.name}`: {why}")
     lines = lines or ["- none: every job dir has metrics.json"]
+    unknown = "unknown (not the basic sweeper, or an interval/glob sweep)"
     for plan in results.plans:
         where = plan.path.parent.relative_to(results.root).as_posix()
         where = "sweep" if where == "." else f"sweep `{where}`"
-        expected = (
-            plan.expected_jobs or "unknown (not the basic sweeper, or an interval/glob sweep)"
-        )
         axes = " x ".join(plan.axes) or "no swept values"
-        lines.append(
-            f"- {where} ({axes}): expected {expected} jobs, found {plan.found_jobs} job dirs"
-        )
+        found = f"expected {plan.expected_jobs or unknown} jobs, found {plan.found_jobs} job dirs"
+        lines.append(f"- {where} ({axes}): {found}")
     return lines
 
 
@@ -73,24 +63,22 @@ def write_plots(report: Report, labels: pd.Series, out_dir: Path) -> None:
     """A mean confusion matrix per configuration and one bar chart of the five accuracies."""
     done = report.results.jobs[report.results.jobs.succeeded & labels.notna()]
     for i, (label, jobs) in enumerate(done.groupby(labels[done.index], sort=False)):
-        matrix, classes = mean_confusion(jobs)
+        matrix, classes = tables.mean_confusion(jobs)
         name = re.sub(r"[^A-Za-z0-9.=-]+", "_", label).strip("_")[:80] or "run"
         path = out_dir / f"confusion_{i:02d}_{name}.png"
         title = f"{label}\nmean of {len(jobs)} row-normalised clip confusions"
         report.files[f"confusion {label}"] = plot_confusion_matrix(matrix, classes, path, title)
         report.confusion_plots.append(path)
-    shown = report.cells.query("metric in @PAPER_METRICS and n > 0")
+    shown = report.cells.query("metric in @tables.PAPER_METRICS and n > 0")
     if not shown.empty:
         columns = list(dict.fromkeys(shown.index.get_level_values("column")))
-        means = shown["mean"].unstack("column").reindex(PAPER_METRICS).dropna(how="all")[columns]
-        stds = shown["std"].unstack("column").reindex(index=means.index, columns=columns)
-        report.files["accuracies"] = plot_accuracy_bars(
-            means,
-            stds,
-            out_dir / "accuracies.png",
-            hatched=[c.startswith("paper: ") for c in columns],
-            title="accuracies per configuration (error bars: sample std; hatched: the paper)",
-        )
+        wide = shown.unstack("column").reindex(tables.PAPER_METRICS)
+        means = wide["mean"].dropna(how="all")[columns]
+        stds = wide["std"].loc[means.index, columns]
+        hatched = [c.startswith("paper: ") for c in columns]
+        title = "accuracies per configuration (error bars: sample std; hatched: the paper)"
+        path = out_dir / "accuracies.png"
+        report.files["accuracies"] = plot_accuracy_bars(means, stds, path, hatched, title)
 
 
 def build_report(
@@ -102,10 +90,10 @@ def build_report(
     """Load, group, tabulate, plot and write report.md / report.csv into out_dir."""
     results = load_results(Path(sweep_dir))
     labels, shared = configurations(results.jobs, over)
-    metrics = metric_names(results.jobs)
-    cells, notes = summarise(results.jobs, labels, metrics), []
+    metrics = tables.metric_names(results.jobs)
+    cells, notes = tables.summarise(results.jobs, labels, metrics), []
     if compare_paper:
-        cells, notes = compare_with_paper(cells, results.jobs, labels)
+        cells, notes = tables.compare_with_paper(cells, results.jobs, labels)
     summary = f"{int(results.jobs.succeeded.sum())} of {len(results.jobs)} jobs wrote metrics.json"
     if (expected := [plan.expected_jobs for plan in results.plans]) and None not in expected:
         summary += f"; the sweep{'s' if len(expected) > 1 else ''} expected {sum(expected)} jobs"
@@ -115,7 +103,7 @@ def build_report(
         "metrics.json, their count in brackets; std is '-' where n = 1, the cell '-' where "
         "n = 0. Accuracies are fractions (paper style)."
     )
-    table = text_table(cells, metrics)
+    table = tables.text_table(cells, metrics)
     markdown = table.rename(columns=lambda c: c.replace("|", "\\|")).to_markdown()
     head = [f"# Results: {results.root}", f"{summary}.", legend, markdown]
     table_markdown = "\n\n".join([*head, "\n".join(f"- {note}" for note in notes)]).rstrip()

@@ -1,8 +1,6 @@
 """Read what sweeps left on disk into one table: a row per job dir, with its overrides and result.
 
-Local directories only (no W&B): a Hydra multirun dir, a run dir, or a folder of either. Each
-metrics.json holds the run's resolved config, flattened into `config.*` columns; a job that
-failed keeps only `.hydra/overrides.yaml` (and `error.txt` when segser caught the error).
+Local dirs only; metrics.json holds the resolved config (`config.*`); a failed job only overrides.
 """
 
 from __future__ import annotations
@@ -27,9 +25,7 @@ _FIX = "Pass a sweep directory such as outputs/multirun/DATE/TIME, or a run dire
 
 
 @dataclass(frozen=True)
-class SweepPlan:
-    """A multirun.yaml's swept axes (`key=a,b`) and the jobs they make (None: not countable)."""
-
+class SweepPlan:  # a multirun.yaml's swept axes (`key=a,b`) and the jobs they make
     path: Path
     axes: tuple[str, ...]
     expected_jobs: int | None
@@ -123,12 +119,8 @@ def load_results(root: Path) -> Sweep:
         )
     rows = [read_job(d, d.relative_to(root).as_posix() if d != root else d.name) for d in dirs]
     jobs = pd.json_normalize(rows, max_level=2)  # metrics.SA, config.head.units, split.name...
-    plans = [
-        sweep_plan(s / "multirun.yaml", sum(d.parent == s for d in dirs))
-        for s in sweeps
-        if (s / "multirun.yaml").is_file()
-    ]
-    return Sweep(root, jobs, plans)
+    found = {s: sum(d.parent == s for d in dirs) for s in sweeps if (s / "multirun.yaml").is_file()}
+    return Sweep(root, jobs, [sweep_plan(s / "multirun.yaml", n) for s, n in found.items()])
 
 
 def configurations(
@@ -140,11 +132,8 @@ def configurations(
         o and tuple(x for x in o if re.split("[=@]", x.lstrip("+~"))[0] not in pooled)
         for o in jobs.overrides
     ]
-    first: dict[frozenset, tuple[str, ...]] = {}
-    for k in kept:
-        if k is not None:
-            first.setdefault(frozenset(k), k)
-    groups = list(first.values())
+    first = {frozenset(k): k for k in reversed(kept) if k is not None}  # the first job's order
+    groups = [first[g] for g in dict.fromkeys(frozenset(k) for k in kept if k is not None)]
     shared = [o for o in groups[0] if all(o in g for g in groups[1:])] if len(groups) > 1 else []
     empty = "(shared overrides only)" if shared else "(no overrides)"
     labels = [

@@ -70,11 +70,8 @@ def compare_with_paper(
     """Ours with each matching paper column beside it; unmatched paper columns at the end."""
     printed = pd.read_csv(PAPER_TABLES, encoding="utf-8")
     printed["column"] = "paper: " + printed.segmentation + " N=" + printed.units.astype(str)
-    settings = printed.groupby("column", sort=False).agg(
-        segmentation=("segmentation", "first"),
-        units=("units", "first"),
-        source=("source", " = ".join),
-    )
+    first = {"segmentation": "first", "units": "first", "source": " = ".join}
+    settings = printed.groupby("column", sort=False).agg(first)
     stacked = printed.drop_duplicates("column").set_index("column")[list(PAPER_METRICS)].stack()
     paper = stacked.str.split(" ± ", expand=True).astype(float).set_axis(["mean", "std"], axis=1)
     done = jobs[jobs.succeeded].assign(column=labels[jobs.succeeded])
@@ -82,15 +79,14 @@ def compare_with_paper(
     for job in done.drop_duplicates("column").to_dict("records"):
         order.append(job["column"])
         units = pd.to_numeric(job.get("config.head.units"), errors="coerce")  # NaN-holed: float
-        match = settings[(settings.segmentation == job.get("config.segmentation.name"))]
-        match = match[match.units == units].index
+        same = settings.segmentation == job.get("config.segmentation.name")
+        match = settings.index[same & (settings.units == units)]
         if match.empty or job.get("config.backbone.name", "vggish") != "vggish":
             continue
         ours = f"dataset={job.get('config.dataset.name', '?')}, split={job.get('split.name', '?')}"
-        notes.append(
-            f"`{job['column']}` matches `{match[0]}`, {settings.source[match[0]]} (ours: {ours})."
-        )
-        order += [] if match[0] in order else [match[0]]
+        name = match[0]
+        notes.append(f"`{job['column']}` matches `{name}`, {settings.source[name]} (ours: {ours}).")
+        order += [] if name in order else [name]
     for name, setting in settings.drop(order, errors="ignore").iterrows():
         order.append(name)
         notes.append(
