@@ -39,26 +39,6 @@ class Report:
         return "\n\n".join([self.table_markdown, self.jobs_markdown, figures])
 
 
-def job_lines(results: Sweep) -> list[str]:
-    """Each job without metrics.json and why, then expected versus found per sweep."""
-    lines = []
-    for job in results.missing.itertuples():
-        logs = "".join(f"; see {p.name}" for p in sorted(job.path.glob("*.log"))[:1])
-        why = f"no metrics.json and no error.txt (crashed, killed or still running{logs})"
-        if isinstance(job.error, str):
-            why = job.error if job.error.startswith("crashed:") else f"failed: {job.error}"
-        lines.append(f"- `{job.name}`: {why}")
-    lines = lines or ["- none: every job dir has metrics.json"]
-    unknown = "unknown (not the basic sweeper, or an interval/glob sweep)"
-    for plan in results.plans:
-        where = plan.path.parent.relative_to(results.root).as_posix()
-        where = "sweep" if where == "." else f"sweep `{where}`"
-        axes = " x ".join(plan.axes) or "no swept values"
-        found = f"expected {plan.expected_jobs or unknown} jobs, found {plan.found_jobs} job dirs"
-        lines.append(f"- {where} ({axes}): {found}")
-    return lines
-
-
 def write_plots(report: Report, labels: pd.Series, out_dir: Path) -> None:
     """A mean confusion matrix per configuration and one bar chart of the five accuracies."""
     done = report.results.jobs[report.results.jobs.succeeded & labels.notna()]
@@ -90,8 +70,7 @@ def build_report(
     """Load, group, tabulate, plot and write report.md / report.csv into out_dir."""
     results = load_results(Path(sweep_dir))
     labels, shared = configurations(results.jobs, over)
-    metrics = tables.metric_names(results.jobs)
-    cells, notes = tables.summarise(results.jobs, labels, metrics), []
+    (cells, metrics), notes = tables.summarise(results.jobs, labels), []
     if compare_paper:
         cells, notes = tables.compare_with_paper(cells, results.jobs, labels)
     summary = f"{int(results.jobs.succeeded.sum())} of {len(results.jobs)} jobs wrote metrics.json"
@@ -107,7 +86,22 @@ def build_report(
     markdown = table.rename(columns=lambda c: c.replace("|", "\\|")).to_markdown()
     head = [f"# Results: {results.root}", f"{summary}.", legend, markdown]
     table_markdown = "\n\n".join([*head, "\n".join(f"- {note}" for note in notes)]).rstrip()
-    jobs_markdown = "\n".join(["## Missing or failed jobs", "", *job_lines(results)])
+    lines = []  # each job without metrics.json and why, then expected versus found per sweep
+    for job in results.missing.itertuples():
+        logs = "".join(f"; see {p.name}" for p in sorted(job.path.glob("*.log"))[:1])
+        why = f"no metrics.json and no error.txt (crashed, killed or still running{logs})"
+        if isinstance(job.error, str):
+            why = job.error if job.error.startswith("crashed:") else f"failed: {job.error}"
+        lines.append(f"- `{job.name}`: {why}")
+    lines = lines or ["- none: every job dir has metrics.json"]
+    unknown = "unknown (not the basic sweeper, or an interval/glob sweep)"
+    for plan in results.plans:
+        where = plan.path.parent.relative_to(results.root).as_posix()
+        where = "sweep" if where == "." else f"sweep `{where}`"
+        axes = " x ".join(plan.axes) or "no swept values"
+        found = f"expected {plan.expected_jobs or unknown} jobs, found {plan.found_jobs} job dirs"
+        lines.append(f"- {where} ({axes}): {found}")
+    jobs_markdown = "\n".join(["## Missing or failed jobs", "", *lines])
     report = Report(results, cells, table, table_markdown, jobs_markdown)
     out_dir = Path(out_dir) if out_dir is not None else results.root / "report"
     try:

@@ -16,8 +16,6 @@ log = logging.getLogger("segser")
 
 
 class SweepSummary(Callback):
-    """After all jobs ran: how many wrote metrics.json, and why the others did not."""
-
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep = load_results(Path(config.hydra.sweep.dir))
         failed, total = sweep.missing, len(sweep.jobs)

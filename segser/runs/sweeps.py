@@ -48,19 +48,6 @@ def _is_job(path: Path) -> bool:
     return any((path / f).is_file() for f in ("metrics.json", "error.txt", ".hydra/overrides.yaml"))
 
 
-def _discover(root: Path) -> tuple[list[Path], list[Path]]:
-    """(sweep dirs, job dirs in job order) under root; a sweep's job dirs may still be empty."""
-    dirs = [root, *sorted(p for p in root.rglob("*") if p.is_dir())]
-    sweeps = [d for d in dirs if (d / "multirun.yaml").is_file()]
-    sweeps += [] if sweeps or _is_job(root) or not any(map(_is_job, dirs[1:])) else [root]
-    jobs = [
-        c for s in sweeps for c in s.iterdir() if c.is_dir() and (c.name.isdigit() or _is_job(c))
-    ]
-    jobs += [d for d in dirs if _is_job(d) and d not in jobs]
-    jobs = [j for j in jobs if not set(j.parents) & set(jobs)]  # not a run's own subdirs
-    return sweeps, sorted(jobs, key=lambda j: (j.parent.as_posix(), j.name.zfill(12)))  # 2 < 10
-
-
 def read_job(path: Path, name: str) -> dict:
     """One job dir as a row; an unreadable metrics.json or overrides.yaml is the user's to fix."""
     row: dict = {"name": name, "path": path, "overrides": None, "error": None, "succeeded": False}
@@ -111,7 +98,15 @@ def load_results(root: Path) -> Sweep:
     root = root.parent if root.name == "metrics.json" and root.is_file() else root
     if not root.is_dir():
         raise SegserError(f"{root}: {'not a' if root.exists() else 'no such'} directory. {_FIX}")
-    sweeps, dirs = _discover(root)
+    dirs = [root, *sorted(p for p in root.rglob("*") if p.is_dir())]
+    sweeps = [d for d in dirs if (d / "multirun.yaml").is_file()]
+    sweeps += [] if sweeps or _is_job(root) or not any(map(_is_job, dirs[1:])) else [root]
+    kids = [
+        c for s in sweeps for c in s.iterdir() if c.is_dir() and (c.name.isdigit() or _is_job(c))
+    ]
+    kids += [d for d in dirs if _is_job(d) and d not in kids]
+    kids = [j for j in kids if not set(j.parents) & set(kids)]  # not a run's own subdirs
+    dirs = sorted(kids, key=lambda j: (j.parent.as_posix(), j.name.zfill(12)))  # 2 before 10
     if not dirs:
         raise SegserError(
             f"{root}: no job directories in it (no metrics.json, error.txt or "

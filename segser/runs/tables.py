@@ -20,22 +20,18 @@ PAPER_PROTOCOL = (
 PAPER_TABLES = Path(__file__).with_name("paper_tables.csv")
 
 
-def metric_names(jobs: pd.DataFrame) -> list[str]:
-    """The paper's five accuracies first, then whatever else metrics.json holds (UA, WA)."""
+def summarise(jobs: pd.DataFrame, labels: pd.Series) -> tuple[pd.DataFrame, list[str]]:
+    """Mean, sample std (ddof=1) and n by (column, metric); the metrics, the paper's five first."""
     found = [c.removeprefix("metrics.") for c in jobs.columns if c.startswith("metrics.")]
     rest = [m for m in found if m not in PAPER_METRICS]
-    return [m for m in PAPER_METRICS if m in found or not found] + rest
-
-
-def summarise(jobs: pd.DataFrame, labels: pd.Series, metrics: Sequence[str]) -> pd.DataFrame:
-    """Mean, sample std (ddof=1) and count of each metric, indexed by (column, metric)."""
+    metrics = [m for m in PAPER_METRICS if m in found or not found] + rest
     placed = jobs.succeeded & labels.notna()
     values = jobs[placed].reindex(columns=[f"metrics.{m}" for m in metrics]).astype(float)
     values = values.set_axis(metrics, axis=1).replace([np.inf, -np.inf], np.nan)
     stats = values.groupby(labels[placed]).agg(["mean", "std", "count"]).stack(level=0)
     full = pd.MultiIndex.from_product([list(dict.fromkeys(labels.dropna())), metrics])
     stats = stats.rename(columns={"count": "n"}).reindex(full, columns=["mean", "std", "n"])
-    return stats.fillna({"n": 0}).rename_axis(["column", "metric"])
+    return stats.fillna({"n": 0}).rename_axis(["column", "metric"]), metrics
 
 
 def text_table(cells: pd.DataFrame, metrics: Sequence[str]) -> pd.DataFrame:
