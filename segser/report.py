@@ -39,28 +39,6 @@ class Report:
         return "\n\n".join([self.table_markdown, self.jobs_markdown, figures])
 
 
-def write_plots(report: Report, labels: pd.Series, out_dir: Path) -> None:
-    """A mean confusion matrix per configuration and one bar chart of the five accuracies."""
-    done = report.results.jobs[report.results.jobs.succeeded & labels.notna()]
-    for i, (label, jobs) in enumerate(done.groupby(labels[done.index], sort=False)):
-        matrix, classes = tables.mean_confusion(jobs)
-        name = re.sub(r"[^A-Za-z0-9.=-]+", "_", label).strip("_")[:80] or "run"
-        path = out_dir / f"confusion_{i:02d}_{name}.png"
-        title = f"{label}\nmean of {len(jobs)} row-normalised clip confusions"
-        report.files[f"confusion {label}"] = plot_confusion_matrix(matrix, classes, path, title)
-        report.confusion_plots.append(path)
-    shown = report.cells.query("metric in @tables.PAPER_METRICS and n > 0")
-    if not shown.empty:
-        columns = list(dict.fromkeys(shown.index.get_level_values("column")))
-        wide = shown.unstack("column").reindex(tables.PAPER_METRICS)
-        means = wide["mean"].dropna(how="all")[columns]
-        stds = wide["std"].loc[means.index, columns]
-        hatched = [c.startswith("paper: ") for c in columns]
-        title = "accuracies per configuration (error bars: sample std; hatched: the paper)"
-        path = out_dir / "accuracies.png"
-        report.files["accuracies"] = plot_accuracy_bars(means, stds, path, hatched, title)
-
-
 def build_report(
     sweep_dir: Path,
     out_dir: Path | None = None,
@@ -82,7 +60,13 @@ def build_report(
         "metrics.json, their count in brackets; std is '-' where n = 1, the cell '-' where "
         "n = 0. Accuracies are fractions (paper style)."
     )
-    table = tables.text_table(cells, metrics)
+    std = cells["std"].map("{:.3f}".format).where(cells["std"].notna(), "-")
+    text = cells["mean"].map("{:.3f}".format) + " +- " + std + " ("
+    text = (text + cells.n.astype(int).astype(str) + ")").where(cells["mean"].notna(), "-")
+    columns = list(dict.fromkeys(cells.index.get_level_values("column")))
+    table = (
+        text.unstack("column").reindex(metrics, columns=columns).fillna("-").rename_axis("metric")
+    )
     markdown = table.rename(columns=lambda c: c.replace("|", "\\|")).to_markdown()
     head = [f"# Results: {results.root}", f"{summary}.", legend, markdown]
     table_markdown = "\n\n".join([*head, "\n".join(f"- {note}" for note in notes)]).rstrip()
@@ -106,7 +90,23 @@ def build_report(
     out_dir = Path(out_dir) if out_dir is not None else results.root / "report"
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
-        write_plots(report, labels, out_dir)
+        done = results.jobs[results.jobs.succeeded & labels.notna()]  # a mean confusion each
+        for i, (label, jobs) in enumerate(done.groupby(labels[done.index], sort=False)):
+            matrix, classes = tables.mean_confusion(jobs)
+            name = re.sub(r"[^A-Za-z0-9.=-]+", "_", label).strip("_")[:80] or "run"
+            path = out_dir / f"confusion_{i:02d}_{name}.png"
+            title = f"{label}\nmean of {len(jobs)} row-normalised clip confusions"
+            report.files[f"confusion {label}"] = plot_confusion_matrix(matrix, classes, path, title)
+            report.confusion_plots.append(path)
+        if not (shown := cells.query("metric in @tables.PAPER_METRICS and n > 0")).empty:
+            columns = list(dict.fromkeys(shown.index.get_level_values("column")))
+            wide = shown.unstack("column").reindex(tables.PAPER_METRICS)
+            means = wide["mean"].dropna(how="all")[columns]
+            stds = wide["std"].loc[means.index, columns]
+            hatched = [c.startswith("paper: ") for c in columns]
+            title = "accuracies per configuration (error bars: sample std; hatched: the paper)"
+            path = out_dir / "accuracies.png"
+            report.files["accuracies"] = plot_accuracy_bars(means, stds, path, hatched, title)
         report.table.to_csv(out_dir / "report.csv")
         (out_dir / "report.md").write_text(report.markdown + "\n")
     except OSError as error:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -32,16 +31,6 @@ def summarise(jobs: pd.DataFrame, labels: pd.Series) -> tuple[pd.DataFrame, list
     full = pd.MultiIndex.from_product([list(dict.fromkeys(labels.dropna())), metrics])
     stats = stats.rename(columns={"count": "n"}).reindex(full, columns=["mean", "std", "n"])
     return stats.fillna({"n": 0}).rename_axis(["column", "metric"]), metrics
-
-
-def text_table(cells: pd.DataFrame, metrics: Sequence[str]) -> pd.DataFrame:
-    """Metrics down, columns across, `mean +- std (n)` in each cell ('-' where nothing is)."""
-    std = cells["std"].map("{:.3f}".format).where(cells["std"].notna(), "-")
-    text = cells["mean"].map("{:.3f}".format) + " +- " + std + " ("
-    text = (text + cells.n.astype(int).astype(str) + ")").where(cells["mean"].notna(), "-")
-    columns = list(dict.fromkeys(cells.index.get_level_values("column")))
-    table = text.unstack("column").reindex(list(metrics), columns=columns)
-    return table.fillna("-").rename_axis("metric")
 
 
 def mean_confusion(jobs: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
