@@ -19,9 +19,7 @@ class SweepSummary(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep = load_results(Path(config.hydra.sweep.dir))
         failed, total = sweep.missing, len(sweep.jobs)
-        log.info(
-            "sweep %s: %d of %d jobs wrote metrics.json", sweep.root, total - len(failed), total
-        )
+        log.info(f"sweep {sweep.root}: {total - len(failed)} of {total} jobs wrote metrics.json")
         for job in failed.itertuples():
             reason = job.error if isinstance(job.error, str) else "no metrics.json (see its log)"
             print(f"error: job {job.path}: {reason}", file=sys.stderr)

@@ -72,12 +72,11 @@ def compare_with_paper(
         name = match[0]
         notes.append(f"`{job['column']}` matches `{name}`, {settings.source[name]} (ours: {ours}).")
         order += [] if name in order else [name]
-    for name, setting in settings.drop(order, errors="ignore").iterrows():
+    for name, s in settings.drop(order, errors="ignore").iterrows():
         order.append(name)
         notes.append(
-            f"`{name}` ({setting.source}): no configuration here has segmentation="
-            f"{setting.segmentation}, head.units={setting.units} on VGGish; added as an extra "
-            "column."
+            f"`{name}` ({s.source}): no configuration here has segmentation={s.segmentation}, "
+            f"head.units={s.units} on VGGish; added as an extra column."
         )
     order += [c for c in dict.fromkeys(cells.index.get_level_values(0)) if c not in order]
     paper = paper.assign(n=PAPER_RUNS).rename_axis(["column", "metric"])
