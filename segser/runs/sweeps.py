@@ -43,11 +43,6 @@ class Sweep:
         return self.jobs[~self.jobs.succeeded]
 
 
-def _is_job(path: Path) -> bool:
-    """A job's or run's own dir: what segser.train or Hydra writes into each one."""
-    return any((path / f).is_file() for f in ("metrics.json", "error.txt", ".hydra/overrides.yaml"))
-
-
 def read_job(path: Path, name: str) -> dict:
     """One job dir as a row; an unreadable metrics.json or overrides.yaml is the user's to fix."""
     row: dict = {"name": name, "path": path, "overrides": None, "error": None, "succeeded": False}
@@ -99,12 +94,14 @@ def load_results(root: Path) -> Sweep:
     if not root.is_dir():
         raise SegserError(f"{root}: {'not a' if root.exists() else 'no such'} directory. {_FIX}")
     dirs = [root, *sorted(p for p in root.rglob("*") if p.is_dir())]
+    own = ("metrics.json", "error.txt", ".hydra/overrides.yaml")  # what a job or run dir holds
+    marked = [d for d in dirs if any((d / f).is_file() for f in own)]
     sweeps = [d for d in dirs if (d / "multirun.yaml").is_file()]
-    sweeps += [] if sweeps or _is_job(root) or not any(map(_is_job, dirs[1:])) else [root]
+    sweeps += [] if sweeps or root in marked or not marked else [root]
     kids = [
-        c for s in sweeps for c in s.iterdir() if c.is_dir() and (c.name.isdigit() or _is_job(c))
+        c for s in sweeps for c in s.iterdir() if c.is_dir() and (c.name.isdigit() or c in marked)
     ]
-    kids += [d for d in dirs if _is_job(d) and d not in kids]
+    kids += [d for d in marked if d not in kids]
     kids = [j for j in kids if not set(j.parents) & set(kids)]  # not a run's own subdirs
     dirs = sorted(kids, key=lambda j: (j.parent.as_posix(), j.name.zfill(12)))  # 2 before 10
     if not dirs:
