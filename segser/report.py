@@ -1,8 +1,6 @@
 """`python -m segser.report [SWEEP_DIR]`: a sweep's results in the paper's layout, from local files.
 
-A metric per row, a configuration (overrides less seed/fold) per column, `mean +- std (n)`; the
-missing jobs; mean confusions and accuracy bars. Default: the newest sweep in $SEGSER_OUTPUT_DIR.
-"""
+Default SWEEP_DIR: the newest sweep under $SEGSER_OUTPUT_DIR/multirun (default outputs/multirun)."""
 
 from __future__ import annotations
 

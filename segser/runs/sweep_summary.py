@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
-from typing import Any
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
@@ -16,7 +15,7 @@ log = logging.getLogger("segser")
 
 
 class SweepSummary(Callback):
-    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+    def on_multirun_end(self, config: DictConfig, **kwargs: object) -> None:
         sweep = load_results(Path(config.hydra.sweep.dir))
         failed, total = sweep.missing, len(sweep.jobs)
         log.info(f"sweep {sweep.root}: {total - len(failed)} of {total} jobs wrote metrics.json")

@@ -1,7 +1,4 @@
-"""Read what sweeps left on disk into one table: a row per job dir, with its overrides and result.
-
-Local dirs only; metrics.json holds the resolved config (`config.*`); a failed job only overrides.
-"""
+"""Read what sweeps left on disk (local dirs, no W&B) into one table: a row per job dir."""
 
 from __future__ import annotations
 
@@ -128,10 +125,8 @@ def configurations(
     groups = [first[g] for g in dict.fromkeys(frozenset(k) for k in kept if k is not None)]
     shared = [o for o in groups[0] if all(o in g for g in groups[1:])] if len(groups) > 1 else []
     empty = "(shared overrides only)" if shared else "(no overrides)"
-    labels = [
-        None if k is None else " ".join(o for o in first[frozenset(k)] if o not in shared) or empty
-        for k in kept
-    ]
+    names = {g: " ".join(o for o in k if o not in shared) or empty for g, k in first.items()}
+    labels = [None if k is None else names[frozenset(k)] for k in kept]
     return pd.Series(labels, index=jobs.index, dtype=object), shared
 
 

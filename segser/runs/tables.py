@@ -15,8 +15,7 @@ PAPER_PROTOCOL = (
     "IEMOCAP 4 classes, random 8:1:1 split of clips, VGGish + one hidden layer of N units, "
     f"mean +- std over {PAPER_RUNS} runs; UA and WA not reported"
 )
-# Tables 3 and 4 as printed, with each column's setting; Table 4's N = 200 repeats Table 3's.
-PAPER_TABLES = Path(__file__).with_name("paper_tables.csv")
+PAPER_TABLES = Path(__file__).with_name("paper_tables.csv")  # Tables 3 and 4 with settings
 
 
 def summarise(jobs: pd.DataFrame, labels: pd.Series) -> tuple[pd.DataFrame, list[str]]:
