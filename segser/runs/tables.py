@@ -21,8 +21,7 @@ PAPER_TABLES = Path(__file__).with_name("paper_tables.csv")  # Tables 3 and 4 wi
 def summarise(jobs: pd.DataFrame, labels: pd.Series) -> tuple[pd.DataFrame, list[str]]:
     """Mean, sample std (ddof=1) and n by (column, metric); the metrics, the paper's five first."""
     found = [c.removeprefix("metrics.") for c in jobs.columns if c.startswith("metrics.")]
-    rest = [m for m in found if m not in PAPER_METRICS]
-    metrics = [m for m in PAPER_METRICS if m in found or not found] + rest
+    metrics = sorted(found, key=lambda m: (*PAPER_METRICS, m).index(m)) or list(PAPER_METRICS)
     placed = jobs.succeeded & labels.notna()
     values = jobs[placed].reindex(columns=[f"metrics.{m}" for m in metrics]).astype(float)
     values = values.set_axis(metrics, axis=1).replace([np.inf, -np.inf], np.nan)
