@@ -1,11 +1,6 @@
 """`python -m segser.report [SWEEP_DIR]`: a sweep's results in the paper's layout, from local files.
 
-One row per metric, one column per configuration (overrides minus seed/fold), cells
-`mean +- std (n)`; the jobs that are missing or failed; the mean confusion matrix per
-configuration (as the paper's Figure 3) and the accuracies as bars. `--compare-paper` puts the
-paper's Tables 3 and 4 beside ours. Without SWEEP_DIR: the newest sweep under
-$SEGSER_OUTPUT_DIR/multirun (default outputs/multirun).
-"""
+Default SWEEP_DIR: the newest sweep under $SEGSER_OUTPUT_DIR/multirun (default outputs/multirun)."""
 
 from __future__ import annotations
 
@@ -17,30 +12,21 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from segser.errors import SegserError
+from segser.runs import tables
 from segser.runs.plots import plot_accuracy_bars, plot_confusion_matrix
 from segser.runs.sweeps import REPETITION_KEYS, Sweep, configurations, load_results, newest_sweep
-from segser.runs.tables import (
-    PAPER_METRICS,
-    compare_with_paper,
-    mean_confusion,
-    metric_names,
-    summarise,
-    text_table,
-)
 
 
 @dataclass
 class Report:
     results: Sweep
-    labels: pd.Series  # each job's configuration (its column)
     cells: pd.DataFrame  # (column, metric) -> mean, std, n
     table: pd.DataFrame  # metrics down, columns across, `mean +- std (n)`
-    table_markdown: str = ""
-    jobs_markdown: str = ""
+    table_markdown: str
+    jobs_markdown: str
     files: dict[str, Path] = field(default_factory=dict)
     confusion_plots: list[Path] = field(default_factory=list)
 
@@ -49,63 +35,6 @@ class Report:
         images = [f"![{name}]({p.name})" for name, p in self.files.items() if p.suffix == ".png"]
         figures = "\n".join(["## Figures", "", *(images or ["No job has metrics.json yet."])])
         return "\n\n".join([self.table_markdown, self.jobs_markdown, figures])
-
-
-def summary_line(results: Sweep) -> str:
-    line = f"{int(results.jobs.succeeded.sum())} of {len(results.jobs)} jobs wrote metrics.json"
-    expected = [plan.expected_jobs for plan in results.plans]
-    if expected and None not in expected:
-        line += f"; the sweep{'s' if len(expected) > 1 else ''} expected {sum(expected)} jobs"
-    return line + "."
-
-
-def job_lines(results: Sweep) -> list[str]:
-    """Each job without metrics.json and why, then expected versus found per sweep."""
-    lines = []
-    for job in results.missing.itertuples():
-        logs = "".join(f"; see {p.name}" for p in sorted(job.path.glob("*.log"))[:1])
-        why = f"no metrics.json and no error.txt (crashed, killed or still running{logs})"
-        if isinstance(job.error, str):
-            why = job.error if job.error.startswith("crashed:") else f"failed: {job.error}"
-        lines.append(f"- `{job.name}`: {why}")
-    lines = lines or ["- none: every job dir has metrics.json"]
-    for plan in results.plans:
-        where = plan.path.parent.relative_to(results.root).as_posix()
-        where = "sweep" if where == "." else f"sweep `{where}`"
-        expected = (
-            plan.expected_jobs or "unknown (not the basic sweeper, or an interval/glob sweep)"
-        )
-        axes = " x ".join(plan.axes) or "no swept values"
-        lines.append(
-            f"- {where} ({axes}): expected {expected} jobs, found {plan.found_jobs} job dirs"
-        )
-    return lines
-
-
-def write_plots(report: Report, out_dir: Path) -> None:
-    """A mean confusion matrix per configuration and one bar chart of the five accuracies."""
-    done = report.results.jobs[report.results.jobs.succeeded & report.labels.notna()]
-    for i, (label, jobs) in enumerate(done.groupby(report.labels[done.index], sort=False)):
-        matrix, classes = mean_confusion(jobs)
-        name = re.sub(r"[^A-Za-z0-9.=-]+", "_", label).strip("_")[:80] or "run"
-        path = out_dir / f"confusion_{i:02d}_{name}.png"
-        title = f"{label}\nmean of {len(jobs)} row-normalised clip confusions"
-        report.confusion_plots.append(
-            plot_confusion_matrix(np.nan_to_num(matrix), classes, path, title)
-        )
-        report.files[f"confusion {label}"] = path
-    shown = report.cells.query("metric in @PAPER_METRICS and n > 0")
-    if not shown.empty:
-        columns = list(dict.fromkeys(shown.index.get_level_values("column")))
-        means = shown["mean"].unstack("column").reindex(PAPER_METRICS).dropna(how="all")[columns]
-        stds = shown["std"].unstack("column").reindex(index=means.index, columns=columns)
-        report.files["accuracies"] = plot_accuracy_bars(
-            means,
-            stds,
-            out_dir / "accuracies.png",
-            hatched=[c.startswith("paper: ") for c in columns],
-            title="accuracies per configuration (error bars: sample std; hatched: the paper)",
-        )
 
 
 def build_report(
@@ -117,26 +46,65 @@ def build_report(
     """Load, group, tabulate, plot and write report.md / report.csv into out_dir."""
     results = load_results(Path(sweep_dir))
     labels, shared = configurations(results.jobs, over)
-    metrics = metric_names(results.jobs)
-    cells, notes = summarise(results.jobs, labels, metrics), []
+    (cells, metrics), notes = tables.summarise(results.jobs, labels), []
     if compare_paper:
-        cells, notes = compare_with_paper(cells, results.jobs, labels)
+        cells, notes = tables.compare_with_paper(cells, results.jobs, labels)
+    summary = f"{int(results.jobs.succeeded.sum())} of {len(results.jobs)} jobs wrote metrics.json"
+    if (expected := [plan.expected_jobs for plan in results.plans]) and None not in expected:
+        summary += f"; the sweep{'s' if len(expected) > 1 else ''} expected {sum(expected)} jobs"
     legend = (
         f"Pooled over: {', '.join(over) or 'nothing'}. Shared by all columns: "
         f"{' '.join(shared) or '-'}. Cells: mean +- sample std (ddof=1) over the jobs with "
         "metrics.json, their count in brackets; std is '-' where n = 1, the cell '-' where "
         "n = 0. Accuracies are fractions (paper style)."
     )
-    table = text_table(cells, metrics)
+    std = cells["std"].map("{:.3f}".format).where(cells["std"].notna(), "-")
+    text = cells["mean"].map("{:.3f}".format) + " +- " + std + " ("
+    text = (text + cells.n.astype(int).astype(str) + ")").where(cells["mean"].notna(), "-")
+    columns = list(dict.fromkeys(cells.index.get_level_values("column")))
+    table = (
+        text.unstack("column").reindex(metrics, columns=columns).fillna("-").rename_axis("metric")
+    )
     markdown = table.rename(columns=lambda c: c.replace("|", "\\|")).to_markdown()
-    head = [f"# Results: {results.root}", "", summary_line(results), "", legend, "", markdown, ""]
-    table_markdown = "\n".join([*head, *(f"- {note}" for note in notes)]).rstrip()
-    jobs_markdown = "\n".join(["## Missing or failed jobs", "", *job_lines(results)])
-    report = Report(results, labels, cells, table, table_markdown, jobs_markdown)
+    head = [f"# Results: {results.root}", f"{summary}.", legend, markdown]
+    table_markdown = "\n\n".join([*head, "\n".join(f"- {note}" for note in notes)]).rstrip()
+    lines = []  # each job without metrics.json and why, then expected versus found per sweep
+    for job in results.missing.itertuples():
+        logs = "".join(f"; see {p.name}" for p in sorted(job.path.glob("*.log"))[:1])
+        why = f"no metrics.json and no error.txt (crashed, killed or still running{logs})"
+        if isinstance(job.error, str):
+            why = job.error if job.error.startswith("crashed:") else f"failed: {job.error}"
+        lines.append(f"- `{job.name}`: {why}")
+    lines = lines or ["- none: every job dir has metrics.json"]
+    unknown = "unknown (not the basic sweeper, or an interval/glob sweep)"
+    for plan in results.plans:
+        where = plan.path.parent.relative_to(results.root).as_posix()
+        where = "sweep" if where == "." else f"sweep `{where}`"
+        axes = " x ".join(plan.axes) or "no swept values"
+        found = f"expected {plan.expected_jobs or unknown} jobs, found {plan.found_jobs} job dirs"
+        lines.append(f"- {where} ({axes}): {found}")
+    jobs_markdown = "\n".join(["## Missing or failed jobs", "", *lines])
+    report = Report(results, cells, table, table_markdown, jobs_markdown)
     out_dir = Path(out_dir) if out_dir is not None else results.root / "report"
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
-        write_plots(report, out_dir)
+        done = results.jobs[results.jobs.succeeded & labels.notna()]  # a mean confusion each
+        for i, (label, jobs) in enumerate(done.groupby(labels[done.index], sort=False)):
+            matrix, classes = tables.mean_confusion(jobs)
+            name = re.sub(r"[^A-Za-z0-9.=-]+", "_", label).strip("_")[:80] or "run"
+            path = out_dir / f"confusion_{i:02d}_{name}.png"
+            title = f"{label}\nmean of {len(jobs)} row-normalised clip confusions"
+            report.files[f"confusion {label}"] = plot_confusion_matrix(matrix, classes, path, title)
+            report.confusion_plots.append(path)
+        if not (shown := cells.query("metric in @tables.PAPER_METRICS and n > 0")).empty:
+            columns = list(dict.fromkeys(shown.index.get_level_values("column")))
+            wide = shown.unstack("column").reindex(tables.PAPER_METRICS)
+            means = wide["mean"].dropna(how="all")[columns]
+            stds = wide["std"].loc[means.index, columns]
+            hatched = [c.startswith("paper: ") for c in columns]
+            title = "accuracies per configuration (error bars: sample std; hatched: the paper)"
+            path = out_dir / "accuracies.png"
+            report.files["accuracies"] = plot_accuracy_bars(means, stds, path, hatched, title)
         report.table.to_csv(out_dir / "report.csv")
         (out_dir / "report.md").write_text(report.markdown + "\n")
     except OSError as error:
@@ -153,9 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("sweep_dir", type=Path, nargs="?", help="a sweep (or run) directory")
     parser.add_argument("--out", type=Path, help="default: SWEEP_DIR/report")
     parser.add_argument("--compare-paper", action="store_true", help="add the paper's columns")
-    parser.add_argument(
-        "--over", default="seed,split.fold", help="override keys pooled in a column"
-    )
+    parser.add_argument("--over", default="seed,split.fold", help="keys pooled in a column")
     args = parser.parse_args(argv)
     over = tuple(key.strip() for key in args.over.split(",") if key.strip())
     try:

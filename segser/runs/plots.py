@@ -11,7 +11,6 @@ matplotlib.use("Agg")  # headless: runs on clusters and CI
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from matplotlib.container import BarContainer
 
 
 def plot_confusion_matrix(
@@ -31,37 +30,27 @@ def plot_confusion_matrix(
     axis.set(xlabel="predicted", ylabel="true")
     axis.set_title(title or "clip-level confusion (row-normalised)", fontsize=9)
     figure.colorbar(image, ax=axis, fraction=0.046)
-    return _save(figure, path)
+    figure.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(figure)
+    return path
 
 
 def plot_accuracy_bars(
     means: pd.DataFrame, stds: pd.DataFrame, path: Path, hatched: Sequence[bool], title: str
 ) -> Path:
-    """Grouped bars: metrics (rows) along x, one bar per configuration (column), std as error.
-
-    Hatched bars are numbers quoted from the paper; one right after a solid bar shares its
-    colour, so ours and the paper's setting read as a pair. A NaN std draws no error bar.
-    """
-    colours, colour = [], -1
-    for i, paper in enumerate(hatched):
-        colour += 0 if paper and i > 0 and not hatched[i - 1] else 1
-        colours.append(f"C{colour % 10}")
+    """Metrics along x, a bar per column, std as error; hatched (the paper's) pairs with ours."""
+    pairs = np.cumsum([not (p and i and not hatched[i - 1]) for i, p in enumerate(hatched)])
+    colours = [f"C{(pair - 1) % 10}" for pair in pairs]
     width = max(6.0, 1.1 * len(means) * len(means.columns) ** 0.5)
     figure, axis = plt.subplots(figsize=(width, 4.6))
     means.plot.bar(yerr=stds.fillna(0.0), capsize=2, color=colours, ax=axis, rot=0, width=0.8)
-    bars = [c for c in axis.containers if isinstance(c, BarContainer)]
-    for container, paper in zip(bars, hatched, strict=True):
-        for bar in container if paper else ():
+    for bar, paper in zip(axis.patches, np.repeat(hatched, len(means)), strict=True):
+        if paper:  # the bars come column by column
             bar.set(hatch="//", edgecolor="black", linewidth=0.5)
     axis.set(ylim=(0.0, 1.0), ylabel="accuracy (mean +- std)")
     axis.set_title(title, fontsize=9)
     axis.grid(axis="y", alpha=0.3)
     axis.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=2, frameon=False)
-    return _save(figure, path)
-
-
-def _save(figure: plt.Figure, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(figure)
     return path

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
-from typing import Any
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
@@ -16,14 +15,10 @@ log = logging.getLogger("segser")
 
 
 class SweepSummary(Callback):
-    """After all jobs ran: how many wrote metrics.json, and why the others did not."""
-
-    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+    def on_multirun_end(self, config: DictConfig, **kwargs: object) -> None:
         sweep = load_results(Path(config.hydra.sweep.dir))
         failed, total = sweep.missing, len(sweep.jobs)
-        log.info(
-            "sweep %s: %d of %d jobs wrote metrics.json", sweep.root, total - len(failed), total
-        )
+        log.info(f"sweep {sweep.root}: {total - len(failed)} of {total} jobs wrote metrics.json")
         for job in failed.itertuples():
             reason = job.error if isinstance(job.error, str) else "no metrics.json (see its log)"
             print(f"error: job {job.path}: {reason}", file=sys.stderr)

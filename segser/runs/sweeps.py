@@ -1,14 +1,11 @@
-"""Read what sweeps left on disk into one table: a row per job dir, with its overrides and result.
-
-Local directories only (no W&B): a Hydra multirun dir, a run dir, or a folder of either. Each
-metrics.json holds the run's resolved config, flattened into `config.*` columns; a job that
-failed keeps only `.hydra/overrides.yaml` (and `error.txt` when segser caught the error).
-"""
+"""Read what sweeps left on disk (local dirs, no W&B) into one table: a row per job dir."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,9 +22,7 @@ _FIX = "Pass a sweep directory such as outputs/multirun/DATE/TIME, or a run dire
 
 
 @dataclass(frozen=True)
-class SweepPlan:
-    """A multirun.yaml's swept axes (`key=a,b`) and the jobs they make (None: not countable)."""
-
+class SweepPlan:  # a multirun.yaml's swept axes (`key=a,b`) and the jobs they make
     path: Path
     axes: tuple[str, ...]
     expected_jobs: int | None
@@ -43,24 +38,6 @@ class Sweep:
     @property
     def missing(self) -> pd.DataFrame:
         return self.jobs[~self.jobs.succeeded]
-
-
-def _is_job(path: Path) -> bool:
-    """A job's or run's own dir: what segser.train or Hydra writes into each one."""
-    return any((path / f).is_file() for f in ("metrics.json", "error.txt", ".hydra/overrides.yaml"))
-
-
-def _discover(root: Path) -> tuple[list[Path], list[Path]]:
-    """(sweep dirs, job dirs in job order) under root; a sweep's job dirs may still be empty."""
-    dirs = [root, *sorted(p for p in root.rglob("*") if p.is_dir())]
-    sweeps = [d for d in dirs if (d / "multirun.yaml").is_file()]
-    sweeps += [] if sweeps or _is_job(root) or not any(map(_is_job, dirs[1:])) else [root]
-    jobs = [
-        c for s in sweeps for c in s.iterdir() if c.is_dir() and (c.name.isdigit() or _is_job(c))
-    ]
-    jobs += [d for d in dirs if _is_job(d) and d not in jobs]
-    jobs = [j for j in jobs if not set(j.parents) & set(jobs)]  # not a run's own subdirs
-    return sweeps, sorted(jobs, key=lambda j: (j.parent.as_posix(), j.name.zfill(12)))  # 2 < 10
 
 
 def read_job(path: Path, name: str) -> dict:
@@ -97,21 +74,14 @@ def sweep_plan(multirun_yaml: Path, found_jobs: int) -> SweepPlan:
         parsed = OverridesParser.create().parse_overrides([*params, *hydra["overrides"]["task"]])
     except (OSError, yaml.YAMLError, KeyError, TypeError, AttributeError, HydraException):
         return SweepPlan(multirun_yaml, (), None, found_jobs)
-    lengths: dict[str, int | None] = {}  # a later override of a key wins, as in BasicSweeper
-    axes: dict[str, str] = {}
-    for override in parsed:
-        key = override.get_key_element()
-        axes.pop(key, None)
-        lengths[key] = 1
-        if override.is_sweep_override():
-            axes[key] = override.input_line.lstrip("+")
-            try:
-                lengths[key] = len(list(override.sweep_string_iterator()))
-            except HydraException:  # interval() or glob(): not countable without the config
-                lengths[key] = None
-    countable = str(sweeper.get("_target_", "")).endswith("BasicSweeper")
-    expected = math.prod(lengths.values()) if countable and None not in lengths.values() else None
-    return SweepPlan(multirun_yaml, tuple(axes.values()), expected, found_jobs)
+    keys = [o.get_key_element() for o in parsed]  # a later override of a key wins, as in Hydra
+    last = [o for i, o in enumerate(parsed) if keys[i] not in keys[i + 1 :]]
+    swept, expected = [o for o in last if o.is_sweep_override()], None
+    with contextlib.suppress(HydraException):  # interval() or glob(): not countable
+        if str(sweeper.get("_target_", "")).endswith("BasicSweeper"):
+            expected = math.prod(len(list(o.sweep_string_iterator())) for o in swept)
+    axes = tuple(o.input_line.lstrip("+") for o in swept)
+    return SweepPlan(multirun_yaml, axes, expected, found_jobs)
 
 
 def load_results(root: Path) -> Sweep:
@@ -120,7 +90,17 @@ def load_results(root: Path) -> Sweep:
     root = root.parent if root.name == "metrics.json" and root.is_file() else root
     if not root.is_dir():
         raise SegserError(f"{root}: {'not a' if root.exists() else 'no such'} directory. {_FIX}")
-    sweeps, dirs = _discover(root)
+    dirs = [root, *sorted(p for p in root.rglob("*") if p.is_dir())]
+    own = ("metrics.json", "error.txt", ".hydra/overrides.yaml")  # what a job or run dir holds
+    marked = [d for d in dirs if any((d / f).is_file() for f in own)]
+    sweeps = [d for d in dirs if (d / "multirun.yaml").is_file()]
+    sweeps += [] if sweeps or root in marked or not marked else [root]
+    kids = [
+        c for s in sweeps for c in s.iterdir() if c.is_dir() and (c.name.isdigit() or c in marked)
+    ]
+    kids += [d for d in marked if d not in kids]
+    kids = [j for j in kids if not set(j.parents) & set(kids)]  # not a run's own subdirs
+    dirs = sorted(kids, key=lambda j: (j.parent.as_posix(), j.name.zfill(12)))  # 2 before 10
     if not dirs:
         raise SegserError(
             f"{root}: no job directories in it (no metrics.json, error.txt or "
@@ -128,40 +108,25 @@ def load_results(root: Path) -> Sweep:
         )
     rows = [read_job(d, d.relative_to(root).as_posix() if d != root else d.name) for d in dirs]
     jobs = pd.json_normalize(rows, max_level=2)  # metrics.SA, config.head.units, split.name...
-    plans = [
-        sweep_plan(s / "multirun.yaml", sum(d.parent == s for d in dirs))
-        for s in sweeps
-        if (s / "multirun.yaml").is_file()
-    ]
-    return Sweep(root, jobs, plans)
-
-
-def override_key(text: str) -> str:
-    """The key or config group an override sets: `+head.units=1,2` -> `head.units`."""
-    return text.lstrip("+~").split("=", 1)[0].split("@", 1)[0]
+    found = {s: sum(d.parent == s for d in dirs) for s in sweeps if (s / "multirun.yaml").is_file()}
+    return Sweep(root, jobs, [sweep_plan(s / "multirun.yaml", n) for s, n in found.items()])
 
 
 def configurations(
     jobs: pd.DataFrame, over: Sequence[str] = REPETITION_KEYS
 ) -> tuple[pd.Series, list[str]]:
-    """Each job's configuration: its overrides without the pooled keys (seed and fold by default)
-    and without those every configuration shares (returned second). None: never started."""
+    """Each job's overrides less the pooled keys and those all share (second); None: not started."""
     pooled = {key.lstrip("+~") for key in over}
     kept = [
-        None if o is None else tuple(x for x in o if override_key(x) not in pooled)
+        o and tuple(x for x in o if re.split("[=@]", x.lstrip("+~"))[0] not in pooled)
         for o in jobs.overrides
     ]
-    first: dict[frozenset, tuple[str, ...]] = {}
-    for k in kept:
-        if k is not None:
-            first.setdefault(frozenset(k), k)
-    groups = list(first.values())
+    first = {frozenset(k): k for k in reversed(kept) if k is not None}  # the first job's order
+    groups = [first[g] for g in dict.fromkeys(frozenset(k) for k in kept if k is not None)]
     shared = [o for o in groups[0] if all(o in g for g in groups[1:])] if len(groups) > 1 else []
     empty = "(shared overrides only)" if shared else "(no overrides)"
-    labels = [
-        None if k is None else " ".join(o for o in first[frozenset(k)] if o not in shared) or empty
-        for k in kept
-    ]
+    names = {g: " ".join(o for o in k if o not in shared) or empty for g, k in first.items()}
+    labels = [None if k is None else names[frozenset(k)] for k in kept]
     return pd.Series(labels, index=jobs.index, dtype=object), shared
 
 
