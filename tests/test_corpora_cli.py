@@ -65,7 +65,7 @@ def test_speaker_folds_multirun_report_and_cross_corpus_evaluate(tmp_path: Path)
     assert sorted(tested) == ["03", "08", "09", "10"]
 
     report = build_report(sweep_dir)
-    assert len(report.configurations) == 1  # the two folds pool into one column
+    assert len(report.table.columns) == 1  # the two folds pool into one column
     assert "(2)" in report.markdown
 
     ckpt = sweep_dir / "0" / "checkpoints" / "best.ckpt"
