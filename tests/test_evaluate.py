@@ -32,8 +32,10 @@ def seeded_run(tmp_path_factory) -> tuple[Path, dict]:
 
 
 def evaluate_config(checkpoint: Path | str, *extra: str):
+    """Caches go beside the checkpoint (a tmp dir), never into the repository's data/."""
+    data_dir = f"paths.data_dir={Path(checkpoint).parent / 'eval-data'}"
     return composed(
-        "evaluate", [f"ckpt={checkpoint}", "+trainer.enable_progress_bar=false", *extra]
+        "evaluate", [f"ckpt={checkpoint}", "+trainer.enable_progress_bar=false", data_dir, *extra]
     )
 
 
