@@ -144,12 +144,17 @@ def _expected_sha256(file_name: str) -> str | None:
     return TORCHVGGISH_WEIGHTS_SHA256 if TORCHVGGISH_WEIGHTS_SHA256.startswith(prefix) else prefix
 
 
+def file_sha256(path: Path) -> str:
+    """sha256 of a file's bytes, read in chunks."""
+    with path.open("rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
 def _check_sha256(path: Path, fix: str) -> None:
     expected = _expected_sha256(path.name)
     if expected is None:
         return
-    with path.open("rb") as f:
-        digest = hashlib.file_digest(f, "sha256").hexdigest()
+    digest = file_sha256(path)
     if not digest.startswith(expected):
         raise SegserError(
             f"{path}: sha256 is {digest}, its name promises {expected} (corrupt or another file). "

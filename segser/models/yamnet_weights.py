@@ -7,7 +7,6 @@ separate BatchNorm layers (torch_audioset's layout: `layer{N}.fused|depthwise_co
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -17,7 +16,7 @@ from torch import Tensor
 from torch.nn.utils.fusion import fuse_conv_bn_weights
 
 from segser.errors import SegserError
-from segser.models.weights import load_state_dict_file, load_strictly
+from segser.models.weights import file_sha256, load_state_dict_file, load_strictly
 
 PACKAGED_YAMNET = Path(__file__).parent / "pretrained" / "yamnet-dequantized.pt"
 PACKAGED_YAMNET_SHA256 = "a734781bd666fb9c74a11c6d70bfa5a1095515d3aa00a9a027d3af61937f739a"
@@ -26,11 +25,6 @@ PORT_BATCHNORM_EPS = 1e-4
 _FIX = "Pass the packaged weights (backbone.weights=packaged), a YAMNet state dict, or 'none'"
 _PORT_KEY = re.compile(r"^layer(\d+)\.(fused|depthwise_conv|pointwise_conv)\.(conv|bn)\.(\w+)$")
 _PORT_PART = {"fused": "conv", "depthwise_conv": "depthwise", "pointwise_conv": "pointwise"}
-
-
-def file_sha256(path: Path) -> str:
-    with path.open("rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def packaged_state_dict(path: Path = PACKAGED_YAMNET) -> dict[str, Tensor]:
