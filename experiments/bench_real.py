@@ -3,9 +3,10 @@
 On ../shared/data/emodb-2s (8 speakers, 266 four-class clips), speaker folds (split=
 speaker_folds, the sorted speakers dealt round-robin into K folds, one validation speaker drawn
 from the training ones), overlapping and non-overlapping 1 s segments. Rows: frozen YAMNet +
-head, random-init YAMNet frozen + head (the no-transfer control), the paper's baseline MLP,
-fine-tuned YAMNet, and the classic peer (eGeMAPS functionals + linear SVM, clip-level UA/WA
-only) on the same folds.
+head (segser's layers 6-11), random-init YAMNet frozen + head (the no-transfer control), frozen
+YAMNet with Google's embedding (layer 13) alone, the paper's baseline MLP, fine-tuned YAMNet,
+and the classic peer (eGeMAPS functionals + linear SVM, clip-level UA/WA only) on the same
+folds.
 Prints one Markdown table of mean +- sample std over folds and writes it to --out.
 """
 
@@ -66,6 +67,17 @@ ROWS = (
         "YAMNet random init, frozen + head",
         "none (random init, no transfer)",
         _yamnet("backbone.freeze=true", "backbone.weights=none"),
+        15,
+        NEEDS_YAMNET,
+    ),
+    # Google's YAMNet embedding (the last layer alone) instead of segser's layers 6-11: the
+    # layer choice is what lifts the frozen rows above the peer (README, "Which YAMNet layers").
+    Row(
+        "YAMNet frozen, layer 13 only + head",
+        YAMNET_WEIGHTS,
+        _yamnet(
+            "backbone.freeze=true", "backbone.net.embedding_layers=[13]", "head.layer_sum=false"
+        ),
         15,
         NEEDS_YAMNET,
     ),

@@ -78,8 +78,38 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         os.replace(partial, path)
 
 
-def resume_from(run_dir: Path, ckpt_path: str | None) -> str | None:
-    """The checkpoint to resume from: `ckpt_path` if given, else the run directory's last.ckpt."""
+def _dotted(config: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(config, dict):
+        return {prefix: config}
+    flat: dict[str, Any] = {}
+    for key, value in config.items():
+        flat.update(_dotted(value, f"{prefix}.{key}" if prefix else str(key)))
+    return flat
+
+
+def _check_same_model(checkpoint: dict[str, Any], path: Path, model_config: dict[str, Any]) -> None:
+    """A run dir's last.ckpt from another model config would fail deep inside Lightning."""
+    stored = (checkpoint.get("hyper_parameters") or {}).get("model_config")
+    if not isinstance(stored, dict):
+        return
+    old, new = _dotted(stored), _dotted(model_config)
+    changed = sorted(key for key in old.keys() | new.keys() if old.get(key) != new.get(key))
+    if changed:
+        shown = ", ".join(f"{key}={old.get(key)!r} -> {new.get(key)!r}" for key in changed[:3])
+        more = f" (+{len(changed) - 3} more)" if len(changed) > 3 else ""
+        raise SegserError(
+            f"{path}: this run directory's checkpoint was trained with another model config "
+            f"({shown}{more}). Give the new run its own directory (hydra.run.dir=...), or "
+            "delete the old checkpoint to start this one afresh."
+        )
+
+
+def resume_from(
+    run_dir: Path, ckpt_path: str | None, model_config: dict[str, Any] | None = None
+) -> str | None:
+    """The checkpoint to resume from: `ckpt_path` if given, else the run directory's last.ckpt.
+
+    With `model_config`, a last.ckpt trained with a different one is refused in one line."""
     if ckpt_path:
         path = Path(ckpt_path)
         if not path.is_file():
@@ -93,11 +123,13 @@ def resume_from(run_dir: Path, ckpt_path: str | None) -> str | None:
     if not last.is_file():
         return None
     try:  # a damaged last.ckpt is named, not unpickled inside Lightning's traceback
-        torch.load(last, map_location="cpu", weights_only=True, mmap=True)
+        checkpoint = torch.load(last, map_location="cpu", weights_only=True, mmap=True)
     except Exception as error:
         raise SegserError(
             f"{last}: cannot resume from it ({type(error).__name__}). Delete it to start "
             "this run afresh, or pass ckpt_path=... to resume from another checkpoint."
         ) from error
+    if model_config is not None and isinstance(checkpoint, dict):
+        _check_same_model(checkpoint, last, model_config)
     log.info("resuming training from %s (this run directory's last checkpoint)", last)
     return str(last)

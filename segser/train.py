@@ -80,7 +80,8 @@ def train(cfg: DictConfig, out_dir: Path, group: str | None = None) -> dict[str,
         torch.set_num_threads(cfg.num_threads)
     L.seed_everything(cfg.seed, workers=True)
     clips = read_corpus(cfg.dataset)
-    model = build_classifier(model_config(cfg))
+    config = model_config(cfg)
+    model = build_classifier(config)
     datamodule = build_datamodule(cfg, clips, out_dir / "split.json", backbone=model.backbone)
     speed = cfg.get("model") or {}
     model.speed_up(speed.get("channels_last", False), speed.get("compile", False))
@@ -99,7 +100,7 @@ def train(cfg: DictConfig, out_dir: Path, group: str | None = None) -> dict[str,
     )
     status = "failed"
     try:
-        resume = resume_from(out_dir, cfg.get("ckpt_path"))
+        resume = resume_from(out_dir, cfg.get("ckpt_path"), config)
         trainer.fit(model, datamodule=datamodule, ckpt_path=resume, weights_only=True)
         epochs_trained = trainer.current_epoch  # epochs run, early stopping or not
         best = best_checkpoint(callbacks)

@@ -76,6 +76,36 @@ def test_resume_from_picks_last_or_the_given_checkpoint(tmp_path: Path) -> None:
         resume_from(tmp_path, None)
 
 
+def test_a_last_checkpoint_of_another_model_config_is_refused_in_one_line(
+    tmp_path: Path,
+) -> None:
+    """Same run dir, changed model (here the YAMNet layers): one line, not a shape traceback."""
+    trained = {"backbone": {"net": {"embedding_layers": [13]}}, "head": {"units": 200}}
+    last = tmp_path / "checkpoints" / "last.ckpt"
+    AtomicCheckpointIO().save_checkpoint({"hyper_parameters": {"model_config": trained}}, last)
+    assert resume_from(tmp_path, None, trained) == str(last)
+    changed = {"backbone": {"net": {"embedding_layers": [6, 13]}}, "head": {"units": 200}}
+    with pytest.raises(SegserError) as refused:
+        resume_from(tmp_path, None, changed)
+    message = str(refused.value)
+    assert "\n" not in message and str(last) in message
+    assert "backbone.net.embedding_layers=[13] -> [6, 13]" in message
+    assert "hydra.run.dir" in message and "head.units" not in message
+
+
+def test_resuming_with_another_head_through_the_cli_is_one_line(tmp_path: Path) -> None:
+    run_dir = f"hydra.run.dir={tmp_path / 'run'}"
+    first = run_segser("segser.train", *TRAIN, "trainer.max_epochs=1", run_dir, tmp_path=tmp_path)
+    assert first.returncode == 0, first.stderr[-3000:]
+    (tmp_path / "run" / "metrics.json").unlink()  # as if killed before the end
+    again = run_segser(
+        "segser.train", *TRAIN, "trainer.max_epochs=1", "head.units=50", run_dir, tmp_path=tmp_path
+    )
+    assert again.returncode != 0
+    assert "Traceback" not in again.stderr
+    assert "head.units=200 -> 50" in again.stderr
+
+
 def environment(tmp_path: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k != "IEMOCAP_ROOT" and not k.startswith("WANDB")}
     env.update(SEGSER_OUTPUT_DIR=str(tmp_path / "outputs"), SEGSER_DATA_DIR=str(tmp_path / "data"))

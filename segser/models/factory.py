@@ -28,7 +28,10 @@ def build_classifier(
         backbone.load_weights(str(backbone_config.get("weights", "none")))
     classes = list(model_config["classes"])
     head = instantiate(
-        model_config["head"], embedding_dim=backbone.embedding_dim, num_classes=len(classes)
+        model_config["head"],
+        embedding_dim=backbone.embedding_dim,
+        num_classes=len(classes),
+        layer_dims=list(getattr(backbone, "layer_dims", [backbone.embedding_dim])),
     )
     return SegmentEmotionClassifier(
         backbone=backbone,

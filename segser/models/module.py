@@ -75,6 +75,39 @@ class SegmentEmotionClassifier(L.LightningModule):
         embeddings [B, D] (the datamodule serves those when backbone.freeze=true): head only."""
         return self.head(inputs) if inputs.dim() == 2 else self(inputs)
 
+    def on_fit_start(self) -> None:
+        """Fit the head's input standardizer on the training embeddings, once per run.
+
+        A resumed run has it from its checkpoint. One pass over the training batches (cached
+        embeddings, or through the backbone), summed over DDP ranks; the generators are left as
+        they were, so the epochs draw the same shuffles with or without it.
+        """
+        standardizer = getattr(self.head, "standardizer", None)
+        if standardizer is None or bool(standardizer.fitted):
+            return
+        total = total_squares = None
+        count = torch.zeros((), dtype=torch.float64, device=self.device)
+        was_training = self.backbone.training
+        self.backbone.eval()
+        with torch.random.fork_rng(devices=[]), torch.no_grad():
+            for inputs, _, _ in self.trainer.datamodule.train_dataloader():
+                inputs = inputs.to(self.device)
+                embeddings = (inputs if inputs.dim() == 2 else self.backbone(inputs)).double()
+                batch_total, batch_squares = embeddings.sum(0), embeddings.square().sum(0)
+                total = batch_total if total is None else total + batch_total
+                total_squares = (
+                    batch_squares if total_squares is None else total_squares + batch_squares
+                )
+                count += len(embeddings)
+        self.backbone.train(was_training)
+        if total is None:
+            return
+        reduce = self.trainer.strategy.reduce
+        total, total_squares, count = (
+            reduce(t, reduce_op="sum") for t in (total, total_squares, count)
+        )
+        standardizer.fit(total, total_squares, float(count))
+
     def on_train_epoch_start(self) -> None:
         self.finite["train"] = None
         if self.freeze_backbone:  # a frozen backbone keeps its batch-norm statistics and no dropout

@@ -8,12 +8,14 @@ segser/models/pretrained/ (see its README) or a file; see yamnet_weights.py.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from types import MappingProxyType
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from segser.errors import SegserError
 from segser.models.backbone import Backbone
 from segser.models.yamnet_weights import load_yamnet
 
@@ -23,6 +25,8 @@ _SEPARABLE_LAYERS = (
     (1, 512), (1, 512), (1, 512), (1, 512), (1, 512), (2, 1024), (1, 1024),
 )  # fmt: skip
 AUDIOSET_CLASSES = 521
+LAYER_CHANNELS = (32, *(channels for _, channels in _SEPARABLE_LAYERS))  # layers 0-13
+FINAL_LAYER = len(LAYER_CHANNELS) - 1
 
 
 def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
@@ -64,25 +68,47 @@ class _Separable(nn.Module):
         return self.pointwise(self.depthwise(x))
 
 
+def checked_layers(embedding_layers: Sequence[int]) -> tuple[int, ...]:
+    """The layer indices, sorted and unique, or one line naming the allowed range."""
+    layers = tuple(embedding_layers)
+    if not layers or not all(
+        isinstance(i, int) and not isinstance(i, bool) and 0 <= i <= FINAL_LAYER for i in layers
+    ):
+        raise SegserError(
+            f"backbone.net.embedding_layers={list(layers)}: give YAMNet layer indices 0-"
+            f"{FINAL_LAYER}, e.g. [{FINAL_LAYER}] (Google's embedding) or [6,7,...,{FINAL_LAYER}]."
+        )
+    return tuple(sorted(set(layers)))
+
+
 class YAMNet(Backbone):
-    """Patch [B, 1, 96 frames, 64 mel bands] -> embedding [B, 1024] (global average pool).
+    """Patch [B, 1, 96 frames, 64 mel bands] -> embedding: the chosen layers, average-pooled.
+
+    Google's YAMNet embedding is the last layer's pooled output (1024-d, `embedding_layers=
+    [13]`). For emotion that layer is the worst pre-trained one: it is specialised to
+    AudioSet's event classes. A linear probe on EmoDB speakers it never saw (README, "Which
+    YAMNet layers transfer") scores 0.71 WA on layer 13 and 0.77-0.87 on layers 5-12, so
+    segser's config takes the six 512-channel layers 6-11 and the head learns a weighted sum
+    of them (heads.LayerWeightedSum), as SUPERB's probes weigh every layer.
 
     `classifier` (AudioSet's 521 scores) is kept so the released file loads strictly and for
     `audioset_logits`; it is frozen and unused by emotion training.
     """
 
-    embedding_dim = 1024
     required_features = MappingProxyType({"log_offset": 0.001})
 
-    def __init__(self) -> None:
+    def __init__(self, embedding_layers: Sequence[int] = (FINAL_LAYER,)) -> None:
         super().__init__()
+        self.embedding_layers = checked_layers(embedding_layers)
+        self.layer_dims = tuple(LAYER_CHANNELS[i] for i in self.embedding_layers)
+        self.embedding_dim = sum(self.layer_dims)
         layers: list[nn.Module] = [_Conv(32, stride=2)]
         channels = 32
         for stride, out_channels in _SEPARABLE_LAYERS:
             layers.append(_Separable(channels, out_channels, stride))
             channels = out_channels
         self.layers = nn.Sequential(*layers)
-        self.classifier = nn.Linear(self.embedding_dim, AUDIOSET_CLASSES)
+        self.classifier = nn.Linear(LAYER_CHANNELS[FINAL_LAYER], AUDIOSET_CLASSES)
         self.classifier.requires_grad_(False)  # DDP must not wait for gradients it never gets
         # From scratch (backbone.weights=none) the network needs a signal-preserving init:
         # PyTorch's default conv init shrinks activations through the 14 ReLU layers until the
@@ -96,12 +122,21 @@ class YAMNet(Backbone):
         # with experiments/bench_transfer.py's model); outputs agree to 1e-7.
         self.to(memory_format=torch.channels_last)
 
+    def extra_repr(self) -> str:  # part of the embedding cache's key
+        return f"embedding_layers={list(self.embedding_layers)}"
+
     def forward(self, patch: Tensor) -> Tensor:
-        return self.layers(patch).mean(dim=(2, 3))
+        pooled = []
+        x = patch
+        for index, layer in enumerate(self.layers[: self.embedding_layers[-1] + 1]):
+            x = layer(x)
+            if index in self.embedding_layers:
+                pooled.append(x.mean(dim=(2, 3)))
+        return pooled[0] if len(pooled) == 1 else torch.cat(pooled, dim=1)
 
     def audioset_logits(self, patch: Tensor) -> Tensor:
-        """AudioSet class logits [B, 521] (sigmoid gives YAMNet's scores)."""
-        return self.classifier(self(patch))
+        """AudioSet class logits [B, 521] (sigmoid gives YAMNet's scores), from layer 13."""
+        return self.classifier(self.layers(patch).mean(dim=(2, 3)))
 
     def load_weights(self, source: str) -> None:
         """ "packaged" (the vendored, hash-checked file), a path (BN folded if separate), "none"."""

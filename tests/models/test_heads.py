@@ -6,8 +6,9 @@ import pytest
 import torch
 from torch import nn
 
+from segser.errors import SegserError
 from segser.models.baseline import PatchMLP
-from segser.models.heads import ClassificationHead
+from segser.models.heads import ClassificationHead, InputStandardizer, LayerWeightedSum
 
 
 def _count(module: nn.Module) -> int:
@@ -112,3 +113,44 @@ def test_baseline_eval_batch_of_one_matches_hand_computation() -> None:
 def test_baseline_rejects_bad_sizes() -> None:
     with pytest.raises(ValueError, match="positive"):
         PatchMLP(num_layers=0, units=200)
+
+
+def test_standardizer_matches_scikit_learn_and_keeps_constant_dimensions() -> None:
+    from sklearn.preprocessing import StandardScaler
+
+    generator = torch.Generator().manual_seed(0)
+    train = torch.randn(50, 4, generator=generator, dtype=torch.float64) * 0.05 + 0.2
+    train[:, 3] = 0.7  # a dead unit: StandardScaler leaves its scale at 1
+    test = torch.randn(7, 4, generator=generator, dtype=torch.float64)
+    standardizer = InputStandardizer(4).double()
+    assert not standardizer.fitted
+    torch.testing.assert_close(standardizer(test), test)  # identity until fitted
+    standardizer.fit(train.sum(0), train.square().sum(0), len(train))
+    expected = StandardScaler().fit(train.numpy()).transform(test.numpy())
+    torch.testing.assert_close(standardizer(test), torch.from_numpy(expected))
+    assert standardizer.fitted and standardizer.scale[3] == 1
+
+
+def test_head_input_norm_adds_the_standardizer_first() -> None:
+    head = ClassificationHead(embedding_dim=8, units=4, num_classes=2, input_norm=True)
+    assert isinstance(head.layers[0], InputStandardizer) and head.standardizer is head.layers[0]
+    assert set(head.state_dict()) >= {"layers.0.mean", "layers.0.scale", "layers.0.fitted"}
+    assert ClassificationHead(embedding_dim=8, units=4, num_classes=2).standardizer is None
+
+
+@torch.no_grad()
+def test_layer_weighted_sum_by_hand() -> None:
+    summed = LayerWeightedSum(num_layers=3, width=2)
+    x = torch.tensor([[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]])  # layers [1,2], [3,4], [5,6]
+    torch.testing.assert_close(summed(x), torch.tensor([[3.0, 4.0]]))  # equal weights: the mean
+    summed.logits.copy_(torch.tensor([0.0, 0.0, 1e4]))  # all weight on the last layer
+    torch.testing.assert_close(summed(x), torch.tensor([[5.0, 6.0]]))
+
+
+def test_layer_sum_head_learns_the_layer_weights_and_refuses_mixed_widths() -> None:
+    head = ClassificationHead(16, 8, 4, layer_sum=True, layer_dims=[4, 4, 4, 4])
+    assert head.layers[1].in_features == 4 and head.layers[0].logits.requires_grad
+    head(torch.randn(5, 16)).sum().backward()
+    assert head.layers[0].logits.grad is not None
+    with pytest.raises(SegserError, match=r"layer_sum=true needs backbone layers of one width"):
+        ClassificationHead(1536, 8, 4, layer_sum=True, layer_dims=[512, 1024])

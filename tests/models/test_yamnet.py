@@ -40,9 +40,11 @@ def reference_conv(x, weight, bias, stride, bn=None):
     return F.relu(x)
 
 
-def reference_forward(patch, state):
-    """YAMNet's embedding from segser-layout tensors, without the module under test."""
+def reference_forward(patch, state, layers=(13,)):
+    """YAMNet's embedding from segser-layout tensors, without the module under test: the
+    average-pooled outputs of `layers`, concatenated in order."""
     x = reference_conv(patch, state["layers.0.conv.weight"], state["layers.0.conv.bias"], 2)
+    pooled = [x.mean(dim=(2, 3))]
     for i in range(1, 14):
         x = reference_conv(
             x,
@@ -53,7 +55,8 @@ def reference_forward(patch, state):
         x = reference_conv(
             x, state[f"layers.{i}.pointwise.weight"], state[f"layers.{i}.pointwise.bias"], 1
         )
-    return x.mean(dim=(2, 3))
+        pooled.append(x.mean(dim=(2, 3)))
+    return torch.cat([pooled[i] for i in layers], dim=1)
 
 
 def test_same_padding_matches_tensorflow_by_hand() -> None:
@@ -74,6 +77,26 @@ def test_packaged_forward_matches_independent_reference() -> None:
     assert embedding.shape == (3, 1024)
     assert expected.abs().max() > 1e-2  # a dead network would match trivially
     torch.testing.assert_close(embedding, expected, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("layers", [[6, 7, 8, 9, 10, 11, 12, 13], [0, 9], [4]])
+def test_chosen_layers_are_pooled_and_concatenated_like_the_reference(layers) -> None:
+    state = packaged_state_dict()
+    model = YAMNet(embedding_layers=list(reversed(layers)))  # order given does not matter
+    model.load_weights("packaged")
+    patch = torch.randn(2, 1, 96, 64, generator=torch.Generator().manual_seed(1)) * 3 - 4
+    with torch.no_grad():
+        embedding = model.eval()(patch)
+        expected = reference_forward(patch, state, layers)
+    assert model.embedding_dim == sum(CHANNELS[i] for i in layers) == embedding.shape[1]
+    torch.testing.assert_close(embedding, expected, rtol=1e-4, atol=1e-5)
+    assert f"embedding_layers={layers}" in repr(model)  # part of the embedding cache key
+
+
+@pytest.mark.parametrize("layers", [[], [14], [-1], [True], ["6"]])
+def test_bad_embedding_layers_are_one_line(layers) -> None:
+    with pytest.raises(SegserError, match=r"embedding_layers=.*layer indices 0-13"):
+        YAMNet(embedding_layers=layers)
 
 
 def test_packaged_hash_is_the_published_one() -> None:
