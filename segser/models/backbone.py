@@ -18,7 +18,11 @@ from segser.models.weights import load_state_dict_file, load_strictly
 
 
 class Backbone(nn.Module):
-    """A patch embedder. `required_features`: feature settings its weights were trained on."""
+    """A patch embedder. `required_features`: feature settings its weights were trained on.
+
+    `layer_dims`, where the embedding concatenates several layers' outputs, gives their widths
+    (head.layer_sum weighs them); the factory passes `[embedding_dim]` for the others.
+    """
 
     embedding_dim: int
     required_features: ClassVar[Mapping[str, float]] = MappingProxyType({})
