@@ -58,7 +58,7 @@ def table4_grid(work: Path) -> None:
     read_corpus(composed("train", ["dataset=demo", f"paths.data_dir={data}"]).dataset)
     command = [sys.executable, "-m", "segser.train", "-m", *GRID]
     command += [f"paths.data_dir={data}", f"paths.output_dir={out}"]
-    print("(a)", " ".join(command[1:]))
+    print("grid command:", " ".join(command[1:]))
     start = time.perf_counter()
     done = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
     seconds = time.perf_counter() - start
