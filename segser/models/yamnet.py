@@ -110,6 +110,7 @@ class YAMNet(Backbone):
         self.layers = nn.Sequential(*layers)
         self.classifier = nn.Linear(LAYER_CHANNELS[FINAL_LAYER], AUDIOSET_CLASSES)
         self.classifier.requires_grad_(False)  # DDP must not wait for gradients it never gets
+        self.layers[self.embedding_layers[-1] + 1 :].requires_grad_(False)  # nor from unused layers
         # From scratch (backbone.weights=none) the network needs a signal-preserving init:
         # PyTorch's default conv init shrinks activations through the 14 ReLU layers until the
         # embedding is the same for every input (spread across inputs ~1e-9, measured), which

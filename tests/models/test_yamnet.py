@@ -93,6 +93,16 @@ def test_chosen_layers_are_pooled_and_concatenated_like_the_reference(layers) ->
     assert f"embedding_layers={layers}" in repr(model)  # part of the embedding cache key
 
 
+def test_layers_after_the_last_embedding_layer_get_no_gradient() -> None:
+    """Fine-tuned under DDP, a parameter that never receives a gradient stalls the reduction."""
+    model = YAMNet(embedding_layers=[6, 11])
+    model(torch.randn(2, 1, 96, 64)).sum().backward()
+    for name, parameter in model.named_parameters():
+        used = name.startswith("layers.") and int(name.split(".")[1]) <= 11
+        assert parameter.requires_grad == used, name
+        assert (parameter.grad is not None) == used, name
+
+
 @pytest.mark.parametrize("layers", [[], [14], [-1], [True], ["6"]])
 def test_bad_embedding_layers_are_one_line(layers) -> None:
     with pytest.raises(SegserError, match=r"embedding_layers=.*layer indices 0-13"):
