@@ -65,3 +65,15 @@ def test_ddp_fits_the_head_standardizer_on_every_rank_s_embeddings(tmp_path: Pat
     # about 0.05 std on average, measured), so the reduced statistics are the single run's.
     torch.testing.assert_close(ddp_mean, mean, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(ddp_scale, scale, rtol=1e-5, atol=1e-6)
+
+
+def test_ddp_fine_tunes_yamnet_whose_last_layers_the_embedding_skips(tmp_path: Path) -> None:
+    """Layers 12-13 feed no loss with layers 6-11 embedded: DDP refused to train before."""
+    result = run_segser(
+        "segser.train", "experiment=demo", "dataset.num_clips=40", "backbone.freeze=false",
+        "trainer.max_epochs=1", "trainer.accelerator=cpu", "trainer.devices=2",
+        "trainer.strategy=ddp", "callbacks.progress_bar=null", tmp_path=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    (run,) = (tmp_path / "outputs" / "runs").glob("*/*")
+    assert json.loads((run / "metrics.json").read_text())["epochs_trained"] == 1
