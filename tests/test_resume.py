@@ -106,6 +106,25 @@ def test_resuming_with_another_head_through_the_cli_is_one_line(tmp_path: Path) 
     assert "head.units=200 -> 50" in again.stderr
 
 
+def test_a_run_resumed_from_an_epoch_end_draws_that_epoch_s_batches(tmp_path: Path) -> None:
+    """Lightning draws a resumed run's first batch before set_epoch: the sampler must already
+    be at the epoch to run, or it replays epoch 0's order there (the runs drifted apart)."""
+    common = [*TRAIN, "trainer.max_epochs=3"]
+    whole = run_segser("segser.train", *common, f"hydra.run.dir={tmp_path / 'whole'}",
+                       tmp_path=tmp_path)  # fmt: skip
+    assert whole.returncode == 0, whole.stderr[-3000:]
+    run_dir = tmp_path / "stopped"
+    first = run_segser("segser.train", *TRAIN, "trainer.max_epochs=1", f"hydra.run.dir={run_dir}",
+                       tmp_path=tmp_path)  # fmt: skip
+    assert first.returncode == 0, first.stderr[-3000:]
+    (run_dir / "metrics.json").unlink()  # as if stopped after epoch 0's checkpoint
+    rest = run_segser("segser.train", *common, f"hydra.run.dir={run_dir}", tmp_path=tmp_path)
+    assert rest.returncode == 0, rest.stderr[-3000:]
+    assert "resuming training from" in rest.stderr + rest.stdout
+    expected = (tmp_path / "whole" / "predictions.csv").read_text()
+    assert (run_dir / "predictions.csv").read_text() == expected
+
+
 def environment(tmp_path: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k != "IEMOCAP_ROOT" and not k.startswith("WANDB")}
     env.update(SEGSER_OUTPUT_DIR=str(tmp_path / "outputs"), SEGSER_DATA_DIR=str(tmp_path / "data"))

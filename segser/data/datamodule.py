@@ -168,6 +168,16 @@ class SegmentDataModule(L.LightningDataModule):
             torch.set_num_threads(self._threads_before)
             self._threads_before = None
 
+    def _epoch_to_run(self) -> int:
+        """The epoch the trainer runs next (0 outside a fit).
+
+        Lightning draws the first batch before it calls `set_epoch`, and a resumed run keeps
+        that iterator for its first epoch (training_epoch_loop.on_run_start): a sampler left at
+        epoch 0 replayed epoch 0's order there, so a resumed run drifted from an unkilled one.
+        """
+        trainer = getattr(self, "trainer", None)
+        return int(trainer.fit_loop.epoch_progress.current.processed) if trainer is not None else 0
+
     def _trainer_device(self) -> tuple[torch.device, int, int]:
         """The device, rank and world size of the trainer running this datamodule, if any."""
         trainer = getattr(self, "trainer", None)
@@ -193,6 +203,7 @@ class SegmentDataModule(L.LightningDataModule):
         sampler = SegmentBatchSampler(
             len(dataset), self.batch_size, shuffle, torch.initial_seed(), rank, world_size
         )
+        sampler.set_epoch(self._epoch_to_run())
         resident = self._resident_device(dataset, device)
         if resident is not None:
             return DeviceBatches(dataset, sampler, resident)
