@@ -82,8 +82,7 @@ class ClassificationHead(nn.Module):
                 f"head sizes must be positive (units may be 0): embedding_dim={embedding_dim}, "
                 f"units={units}, num_classes={num_classes}"
             )
-        self.standardizer = InputStandardizer(embedding_dim) if input_norm else None
-        first = [self.standardizer] if self.standardizer is not None else []
+        first: list[nn.Module] = [InputStandardizer(embedding_dim)] if input_norm else []
         width = embedding_dim
         if layer_sum:
             dims = list(layer_dims or [embedding_dim])
@@ -105,6 +104,12 @@ class ClassificationHead(nn.Module):
                 nn.Dropout(dropout),
                 nn.Linear(units, num_classes),
             )
+
+    @property
+    def standardizer(self) -> InputStandardizer | None:
+        """The input standardizer (the first layer), if `input_norm`; a view, not a second copy."""
+        first = self.layers[0]
+        return first if isinstance(first, InputStandardizer) else None
 
     def forward(self, embedding: Tensor) -> Tensor:
         return self.layers(embedding)

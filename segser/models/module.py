@@ -85,7 +85,7 @@ class SegmentEmotionClassifier(L.LightningModule):
         standardizer = getattr(self.head, "standardizer", None)
         if standardizer is None or bool(standardizer.fitted):
             return
-        total = total_squares = None
+        moments = None  # per dimension: sum, sum of squares
         count = torch.zeros((), dtype=torch.float64, device=self.device)
         was_training = self.backbone.training
         self.backbone.eval()
@@ -93,20 +93,15 @@ class SegmentEmotionClassifier(L.LightningModule):
             for inputs, _, _ in self.trainer.datamodule.train_dataloader():
                 inputs = inputs.to(self.device)
                 embeddings = (inputs if inputs.dim() == 2 else self.backbone(inputs)).double()
-                batch_total, batch_squares = embeddings.sum(0), embeddings.square().sum(0)
-                total = batch_total if total is None else total + batch_total
-                total_squares = (
-                    batch_squares if total_squares is None else total_squares + batch_squares
-                )
+                batch = torch.stack([embeddings.sum(0), embeddings.square().sum(0)])
+                moments = batch if moments is None else moments + batch
                 count += len(embeddings)
         self.backbone.train(was_training)
-        if total is None:
+        if moments is None:
             return
         reduce = self.trainer.strategy.reduce
-        total, total_squares, count = (
-            reduce(t, reduce_op="sum") for t in (total, total_squares, count)
-        )
-        standardizer.fit(total, total_squares, float(count))
+        moments, count = (reduce(t, reduce_op="sum") for t in (moments, count))
+        standardizer.fit(moments[0], moments[1], float(count))
 
     def on_train_epoch_start(self) -> None:
         self.finite["train"] = None
