@@ -45,25 +45,27 @@ def test_model_summary_counts_the_forward_flops() -> None:
     assert summary.total_flops == vggish_forward_flops()  # about 1.73 GFLOP per patch
 
 
-def test_channels_last_gives_the_same_logits() -> None:
+@torch.no_grad()
+def _sped_up_and_plain_logits(**switches: bool):
+    """The classifier with `speed_up(**switches)`, its logits and the plain classifier's."""
     x = patches()
-    with torch.no_grad():
-        expected = vggish_classifier()(x)
-        model = vggish_classifier()
-        model.speed_up(channels_last=True)
-        assert model.backbone.features[0].weight.is_contiguous(memory_format=torch.channels_last)
-        torch.testing.assert_close(model(x), expected, atol=1e-4, rtol=1e-4)
+    expected = vggish_classifier()(x)
+    model = vggish_classifier()
+    model.speed_up(**switches)
+    return model, model(x), expected
+
+
+def test_channels_last_gives_the_same_logits() -> None:
+    model, logits, expected = _sped_up_and_plain_logits(channels_last=True)
+    assert model.backbone.features[0].weight.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(logits, expected, atol=1e-4, rtol=1e-4)
     assert set(model.state_dict()) == set(vggish_classifier().state_dict())
 
 
 @pytest.mark.slow
 def test_compiled_backbone_gives_the_same_logits_and_keys() -> None:
-    x = patches()
-    with torch.no_grad():
-        expected = vggish_classifier()(x)
-        model = vggish_classifier()
-        model.speed_up(compile_backbone=True)
-        torch.testing.assert_close(model(x), expected, atol=1e-4, rtol=1e-4)
+    model, logits, expected = _sped_up_and_plain_logits(compile_backbone=True)
+    torch.testing.assert_close(logits, expected, atol=1e-4, rtol=1e-4)
     assert set(model.state_dict()) == set(vggish_classifier().state_dict())
 
 
