@@ -25,15 +25,13 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from egemaps_svm import egemaps_functionals, peer_scores  # noqa: E402
-from hydra import compose, initialize_config_dir  # noqa: E402
+from hydra.utils import instantiate  # noqa: E402
 
-from segser.data.named_files import read_named_files  # noqa: E402
-from segser.data.splits import speaker_folds_split  # noqa: E402
-from segser.entry import CONF_DIR  # noqa: E402
+from segser.components import read_corpus  # noqa: E402
+from segser.entry import composed  # noqa: E402
 from segser.metrics.collection import ACCURACY_NAMES  # noqa: E402
 from segser.train import train  # noqa: E402
 
-LABEL_MAP = {"W": "angry", "F": "happy", "T": "sad", "N": "neutral"}
 YAMNET_WEIGHTS = "YAMNet AudioSet (backbone.weights=packaged, = ../shared/weights/yamnet)"
 
 
@@ -45,7 +43,6 @@ class Row:
     weights: str
     overrides: tuple[str, ...]
     max_epochs: int
-    needs: str | None = None  # a config file the row needs, e.g. backbone/yamnet.yaml
 
 
 def _yamnet(*extra: str) -> tuple[str, ...]:
@@ -58,17 +55,15 @@ def _yamnet(*extra: str) -> tuple[str, ...]:
 # backbone gets 1e-4. The random-init control is frozen like the first row, so the two differ
 # only by their weights. Epoch caps keep the bench to minutes on 2 cores; val loss picks the
 # checkpoint.
-NEEDS_YAMNET = "backbone/yamnet.yaml"
 TRAINED_BACKBONE = ("backbone.freeze=false", "backbone.lr=1e-4")
 ROWS = (
-    Row("YAMNet frozen + head", YAMNET_WEIGHTS, _yamnet("backbone.freeze=true"), 15, NEEDS_YAMNET),
+    Row("YAMNet frozen + head", YAMNET_WEIGHTS, _yamnet("backbone.freeze=true"), 15),
     # The no-transfer control: the same frozen network and head, with random weights.
     Row(
         "YAMNet random init, frozen + head",
         "none (random init, no transfer)",
         _yamnet("backbone.freeze=true", "backbone.weights=none"),
         15,
-        NEEDS_YAMNET,
     ),
     # Google's YAMNet embedding (the last layer alone) instead of segser's layers 6-11: the
     # layer choice is what lifts the frozen rows above the peer (README, "Which YAMNet layers").
@@ -79,13 +74,18 @@ ROWS = (
             "backbone.freeze=true", "backbone.net.embedding_layers=[13]", "head.layer_sum=false"
         ),
         15,
-        NEEDS_YAMNET,
     ),
     Row("baseline MLP (paper)", "none (trained from scratch)", ("backbone=baseline",), 40),
     # Slowest last: the whole network trains on 2 CPU cores.
-    Row("YAMNet fine-tuned", YAMNET_WEIGHTS, _yamnet(*TRAINED_BACKBONE), 8, NEEDS_YAMNET),
+    Row("YAMNet fine-tuned", YAMNET_WEIGHTS, _yamnet(*TRAINED_BACKBONE), 8),
 )
 SEGMENTATIONS = ("overlap", "nonoverlap")
+
+
+def corpus_and_folds(args: argparse.Namespace) -> list[str]:
+    """The overrides every row shares, the peer included: EmoDB as shipped, speaker folds."""
+    return ["dataset=emodb", f"dataset.root={args.root}", "split=speaker_folds",
+            f"split.num_folds={args.num_folds}"]  # fmt: skip
 
 
 def run_segser(
@@ -93,11 +93,8 @@ def run_segser(
 ) -> dict:
     """Train and test one row on one fold; returns its test metrics."""
     overrides = [
-        "dataset=emodb",
-        f"dataset.root={args.root}",
-        "split=speaker_folds",
+        *corpus_and_folds(args),
         f"split.fold={fold}",
-        f"split.num_folds={args.num_folds}",
         f"segmentation={segmentation}",
         f"paths.cache_dir={work / 'cache'}",
         f"trainer.max_epochs={1 if args.quick else row.max_epochs}",
@@ -109,8 +106,7 @@ def run_segser(
         f"num_threads={args.threads}",
         *row.overrides,
     ]
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        cfg = compose("train", overrides=overrides)
+    cfg = composed("train", overrides)
     out_dir = work / "runs" / f"{row.name}-{segmentation}-fold{fold}".replace(" ", "_")
     return train(cfg, out_dir)["metrics"]
 
@@ -167,23 +163,20 @@ def main(argv: list[str] | None = None) -> int:
     segmentations = ("nonoverlap",) if args.quick else SEGMENTATIONS
     started = time.perf_counter()
 
-    clips = read_named_files("emodb", args.root, LABEL_MAP)
+    shipped = composed("train", corpus_and_folds(args))  # the peer reads what the rows read
+    clips = read_corpus(shipped.dataset)
     features = egemaps_functionals(clips, work / "egemaps.npy")
     labels = [c.label for c in clips]
     peer = "eGeMAPS + linear SVM (peer)"
     results: dict[tuple[str, str], list[dict]] = {(peer, "whole clip"): []}
     weights = {peer: "none (openSMILE eGeMAPSv02 functionals, LinearSVC)"}
     for fold in folds:
-        split = speaker_folds_split(clips, fold, args.num_folds, 1, 0)
+        split = instantiate(shipped.split, fold=fold)(clips)
         results[(peer, "whole clip")].append(peer_scores(features, labels, split))
     for row in (r for r in ROWS if args.rows.lower() in r.name.lower()):
         weights[row.name] = row.weights
-        runnable = row.needs is None or (Path(CONF_DIR) / row.needs).is_file()
         for segmentation in segmentations:
             results[(row.name, segmentation)] = []
-            if not runnable:
-                print(f"{row.name}: not run ({row.needs} is not on this branch)")
-                continue
             for fold in folds:
                 tic = time.perf_counter()
                 metrics = run_segser(row, segmentation, fold, args, work)

@@ -19,12 +19,10 @@ from pathlib import Path
 
 import lightning as L
 import torch
-from hydra import compose, initialize_config_dir
 from lightning.pytorch import Callback
-from omegaconf import DictConfig
 
 from segser.components import build_datamodule, model_config, read_corpus
-from segser.entry import CONF_DIR
+from segser.entry import composed
 from segser.models.factory import build_classifier
 
 REPO = Path(__file__).resolve().parents[1]
@@ -41,12 +39,6 @@ GRID = [
     "num_threads=1",  # 2 jobs side by side (hydra/launcher=parallel), one core each
     "callbacks.progress_bar=null",
 ]
-
-
-def composed(config_name: str, overrides: list[str]) -> DictConfig:
-    """The app's config with these overrides, as `python -m segser.train` composes it."""
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        return compose(config_name, overrides=overrides)
 
 
 def table4_grid(work: Path) -> None:

@@ -4,19 +4,28 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import wraps
 from pathlib import Path
 from typing import Any
 
+from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
+from omegaconf import DictConfig
 from omegaconf.errors import MissingMandatoryValue
 
 from segser.errors import SegserError
 
 log = logging.getLogger("segser")
 CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+
+
+def composed(config_name: str, overrides: Sequence[str], **options: Any) -> DictConfig:
+    """The app's config with these overrides, as `python -m segser.<config_name>` composes it
+    (for scripts and tests that run segser in-process)."""
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        return compose(config_name, overrides=list(overrides), **options)
 
 
 def run_dir() -> Path:
