@@ -297,3 +297,26 @@ def test_runs_started_in_the_same_second_get_their_own_folders(checkpoint, tmp_p
     assert runs == ["2026-11-30_04-00-00", "2026-11-30_04-00-00-2"]
     for name in runs:
         assert (tmp_path / "outputs" / "predict" / name / "03a01Wa.json").is_file()
+
+
+def test_a_segment_with_nan_logits_is_predicted_none_like_the_clip_table(
+    checkpoint, model, tmp_path, monkeypatch
+):
+    """The segments CSV decides as metrics and predictions.csv do (segment_predictions)."""
+    from segser.predict import Predictor
+
+    path = tmp_path / "noise.wav"
+    sf.write(path, np.random.default_rng(2).uniform(-0.3, 0.3, 3 * 16_000), 16_000)
+    finite_logits = Predictor.logits
+
+    def first_segment_diverged(self, segments):
+        logits = finite_logits(self, segments).clone()
+        logits[0, 0] = float("nan")
+        return logits
+
+    monkeypatch.setattr(Predictor, "logits", first_segment_diverged)
+    run(checkpoint, tmp_path / "out", path, batch_size=64)
+    rows, _ = read_outputs(tmp_path / "out", "noise")
+    assert rows[0]["prediction"] == "none"  # argmax over probabilities named a class here
+    rest = probabilities(rows[1:], model.classes).argmax(dim=1)
+    assert [row["prediction"] for row in rows[1:]] == [model.classes[i] for i in rest]

@@ -27,7 +27,7 @@ from segser.data.features import LogMelPatcher
 from segser.data.segmentation import count_segments
 from segser.data.stream import find_audio, stream_segments
 from segser.errors import SegserError
-from segser.metrics.clip_accuracy import clip_votes, decision_name
+from segser.metrics.clip_accuracy import clip_votes, decision_name, segment_predictions
 from segser.models.checkpoint import load_trained
 from segser.predict.timeline import Timeline
 
@@ -78,12 +78,13 @@ class Predictor:
         """Segment logits [B, C] (float32, CPU) from segments [B, samples] at the model's rate."""
         return self.model(self.patcher(segments.to(self.device))).float().cpu()
 
-    def segment_row(self, index: int, probabilities: list[float]) -> dict[str, Any]:
+    def segment_row(
+        self, index: int, probabilities: list[float], prediction: str
+    ) -> dict[str, Any]:
         """One row of the segments CSV."""
         start = index * self.hop_samples / self.sample_rate
-        best = max(range(len(self.classes)), key=probabilities.__getitem__)  # ties: lowest
         row = {"segment": index, "start_s": round(start, 4)}
-        row |= {"end_s": round(start + self.window_seconds, 4), "prediction": self.classes[best]}
+        row |= {"end_s": round(start + self.window_seconds, 4), "prediction": prediction}
         return row | {
             f"p_{c}": round(p, 6) for c, p in zip(self.classes, probabilities, strict=True)
         }
@@ -125,8 +126,13 @@ class Predictor:
                 ):
                     logits.append(self.logits(batch.segments))
                     probabilities = logits[-1].softmax(dim=1)
-                    for i, p in enumerate(probabilities.tolist(), start=batch.first_index):
-                        rows.writerow(self.segment_row(i, p))
+                    # the clip table's rule: ties go to the lowest class, NaN/Inf reads "none"
+                    predictions = segment_predictions(logits[-1]).tolist()
+                    for i, (p, best) in enumerate(
+                        zip(probabilities.tolist(), predictions, strict=True),
+                        start=batch.first_index,
+                    ):
+                        rows.writerow(self.segment_row(i, p, decision_name(self.classes, best)))
                     timeline.add(batch.first_index, probabilities)
                     segments = batch.first_index + len(probabilities)
                     progress.update(task, completed=batch.seconds_read, segments=segments)
