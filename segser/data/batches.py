@@ -108,6 +108,10 @@ class SegmentBatchSampler(Sampler[np.ndarray]):
 class DeviceBatches:
     """A whole split resident on one device; batches are index slices of its tensors."""
 
+    # Lightning reads a loader's batch_sampler beside its sampler (for eval loaders); the
+    # batching is the sampler's own, so there is none to report.
+    batch_sampler = None
+
     def __init__(self, dataset: SegmentRows, sampler: SegmentBatchSampler, device: torch.device):
         self.sampler = sampler  # Lightning calls sampler.set_epoch through this attribute
         self.dataset = dataset

@@ -157,3 +157,36 @@ def test_lightning_trains_from_device_batches_and_sets_their_epoch(
     trainer.fit(model, train_dataloaders=resident)
     assert trainer.global_step == 2 * len(resident)
     assert resident.sampler.epoch == 1  # reshuffled for the second epoch
+
+
+def test_lightning_validates_and_tests_from_device_batches(mapped_patches: np.memmap) -> None:
+    """Lightning inspects an eval loader's batch_sampler; DeviceBatches had none (GPU runs
+    with data.device=auto died at their first validation)."""
+    from functools import partial
+
+    import lightning as L
+
+    from segser.models.baseline import PatchMLP
+    from segser.models.heads import ClassificationHead
+    from segser.models.module import SegmentEmotionClassifier
+
+    dataset = split_of(mapped_patches)
+    cpu = torch.device("cpu")
+    train, held_out = (
+        DeviceBatches(dataset, SegmentBatchSampler(len(dataset), 16, shuffle, 0), cpu)
+        for shuffle in (True, False)
+    )
+    model = SegmentEmotionClassifier(
+        PatchMLP(num_layers=2, units=8, dropout=0.0),
+        ClassificationHead(embedding_dim=8, units=8, num_classes=4),
+        ["a", "b", "c", "d"],
+        optimizer=partial(torch.optim.Adam, lr=1e-3),
+    )
+    trainer = L.Trainer(
+        accelerator="cpu", max_epochs=1, logger=False, enable_checkpointing=False,
+        enable_progress_bar=False, enable_model_summary=False, use_distributed_sampler=False,
+    )  # fmt: skip
+    trainer.fit(model, train_dataloaders=train, val_dataloaders=held_out)
+    (tested,) = trainer.test(model, dataloaders=held_out, verbose=False)
+    assert trainer.num_val_batches == [len(held_out)]
+    assert 0.0 <= tested["test/SA"] <= 1.0
