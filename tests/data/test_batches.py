@@ -170,7 +170,9 @@ def test_lightning_validates_and_tests_from_device_batches(mapped_patches: np.me
     from segser.models.heads import ClassificationHead
     from segser.models.module import SegmentEmotionClassifier
 
-    dataset = split_of(mapped_patches)
+    rows = np.arange(len(mapped_patches))
+    clips = rows // 5  # five segments per clip, each carrying its clip's label
+    dataset = SegmentRows(MappedRows(mapped_patches), rows, clips % 4, clips)
     cpu = torch.device("cpu")
     train, held_out = (
         DeviceBatches(dataset, SegmentBatchSampler(len(dataset), 16, shuffle, 0), cpu)
