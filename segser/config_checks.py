@@ -18,6 +18,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from segser.data.features import LogMelSettings
 from segser.data.segmentation import TAILS
 from segser.errors import SegserError
+from segser.models.yamnet import FINAL_LAYER
 
 _ABSENT = object()
 RATIO_TOLERANCE = 1e-6
@@ -52,8 +53,13 @@ RULES = (
     Rule("backbone.net.dropout", "a number in [0, 1)", lambda v: _number(v) and 0 <= v < 1),
     Rule(
         "backbone.net.embedding_layers",
-        "a non-empty list of YAMNet layer indices 0-13, e.g. [13] or [6,7,8,9,10,11,12,13]",
-        lambda v: isinstance(v, list) and bool(v) and all(_integer(i) and 0 <= i <= 13 for i in v),
+        f"a non-empty list of YAMNet layer indices 0-{FINAL_LAYER}, e.g. [{FINAL_LAYER}] or "
+        "[6,7,8,9,10,11]",
+        lambda v: (
+            isinstance(v, list)
+            and bool(v)
+            and all(_integer(i) and 0 <= i <= FINAL_LAYER for i in v)
+        ),
     ),
     Rule("backbone.lr", "a number > 0, or null", lambda v: v is None or (_number(v) and v > 0)),
     Rule("optimizer.lr", "a number > 0", lambda v: _number(v) and v > 0),
@@ -138,7 +144,7 @@ def _check_split(cfg: DictConfig) -> None:
         ):
             raise _out_of_range("split.ratios", ratios, allowed)
     fold = _value(cfg, "split.fold")
-    folds, per = _value(cfg, "split.folds"), ""  # a split that declares its fold count
+    folds, per = _value(cfg, "split.num_folds"), ""  # a split that declares its fold count
     # LOSO: one fold per session
     if not _integer(folds) and str(_value(cfg, "split._target_")).endswith(".loso_split"):
         sessions = _value(cfg, "dataset.reader.sessions")

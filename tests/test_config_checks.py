@@ -24,6 +24,7 @@ BAD_VALUES = [
     (["split.ratios=[0.5,0.3,0.1]"], "split.ratios=[0.5, 0.3, 0.1] ", "sum to 1"),
     (["split=loso", "split.fold=6"], "split.fold=6 ", "1..5"),
     (["split=loso", "split.fold=0"], "split.fold=0 ", ">= 1"),
+    (["split=speaker_folds", "split.fold=5"], "split.fold=5 ", "1..4"),
     (
         ["+dataset.reader.label_map.fru=frustrated"],
         "label_map maps 'fru' to 'frustrated'",
