@@ -219,6 +219,15 @@ class SegmentDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader | DeviceBatches:
         return self._loader("train", shuffle=True)
 
+    def statistics_dataloader(self) -> DataLoader:
+        """This rank's training rows, each once, in order and from host memory: what the head's
+        input standardizer is fitted on (a shuffled share repeats rows to even out DDP ranks,
+        and a resident copy would be a second one on the GPU)."""
+        dataset = self.datasets["train"]
+        _, rank, world_size = self._trainer_device()
+        sampler = SegmentBatchSampler(len(dataset), self.batch_size, False, 0, rank, world_size)
+        return DataLoader(dataset, sampler=sampler, batch_size=None)
+
     def val_dataloader(self) -> DataLoader | DeviceBatches:
         return self._loader("val", shuffle=False)
 

@@ -78,9 +78,10 @@ class SegmentEmotionClassifier(L.LightningModule):
     def on_fit_start(self) -> None:
         """Fit the head's input standardizer on the training embeddings, once per run.
 
-        A resumed run has it from its checkpoint. One pass over the training batches (cached
-        embeddings, or through the backbone), summed over DDP ranks; the generators are left as
-        they were, so the epochs draw the same shuffles with or without it.
+        A resumed run has it from its checkpoint. One pass over the training rows (cached
+        embeddings, or through the backbone; the datamodule's statistics_dataloader, each row
+        once), summed over DDP ranks; the generators are left as they were, so the epochs draw
+        the same shuffles with or without it.
         """
         standardizer = getattr(self.head, "standardizer", None)
         if standardizer is None or bool(standardizer.fitted):
@@ -90,7 +91,9 @@ class SegmentEmotionClassifier(L.LightningModule):
         was_training = self.backbone.training
         self.backbone.eval()
         with torch.random.fork_rng(devices=[]), torch.no_grad():
-            for inputs, _, _ in self.trainer.datamodule.train_dataloader():
+            datamodule = self.trainer.datamodule
+            batches = getattr(datamodule, "statistics_dataloader", datamodule.train_dataloader)
+            for inputs, _, _ in batches():
                 inputs = inputs.to(self.device)
                 embeddings = (inputs if inputs.dim() == 2 else self.backbone(inputs)).double()
                 batch = torch.stack([embeddings.sum(0), embeddings.square().sum(0)])

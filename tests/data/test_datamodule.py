@@ -97,3 +97,21 @@ def test_data_device_is_checked(tone_clips, tmp_path: Path) -> None:
         dm.setup("fit")
         with pytest.raises(SegserError, match="CUDA is unavailable"):
             dm.train_dataloader()
+
+
+def test_statistics_batches_hold_each_training_row_once_across_ranks(tone_clips, tmp_path):
+    """The standardizer's pass: two ranks' shares together are the training split, no row
+    repeated (the shuffled shares repeat rows to even out the ranks)."""
+    dm = datamodule(tone_clips, tmp_path)
+    dm.prepare_data()
+    dm.setup("fit")
+    train = dm.datasets["train"]
+
+    def rows_of(rank: int) -> list[torch.Tensor]:
+        dm._trainer_device = lambda: (torch.device("cpu"), rank, 2)
+        return [patches for patches, _, _ in dm.statistics_dataloader()]
+
+    shares = [torch.cat(rows_of(rank)) for rank in (0, 1)]
+    expected = train[list(range(len(train)))][0]
+    assert len(train) % 2 == 1  # odd: a shuffled share would repeat a row to even the ranks
+    torch.testing.assert_close(torch.cat(shares), expected, rtol=0, atol=0)
