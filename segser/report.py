@@ -121,7 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("sweep_dir", type=Path, nargs="?", help="a sweep (or run) directory")
     parser.add_argument("--out", type=Path, help="default: SWEEP_DIR/report")
     parser.add_argument("--compare-paper", action="store_true", help="add the paper's columns")
-    parser.add_argument("--over", default="seed,split.fold", help="keys pooled in a column")
+    parser.add_argument("--over", default=",".join(REPETITION_KEYS), help="keys pooled in a column")
     args = parser.parse_args(argv)
     over = tuple(key.strip() for key in args.over.split(",") if key.strip())
     try:

@@ -59,6 +59,11 @@ def _wav_declared_frames(path: Path) -> int | None:
     return None
 
 
+def _unreadable(path: Path, err: Exception) -> BadClipError:
+    reason = getattr(err, "error_string", None) or str(err).splitlines()[0]
+    return BadClipError(path, f"unreadable audio ({reason.rstrip('.')})", _FIX)
+
+
 def _truncated(path: Path, promised: int, held: int) -> BadClipError:
     problem = f"truncated audio (its header promises {promised} samples, the file holds {held})"
     return BadClipError(path, problem, "Restore the complete file, or leave it out")
@@ -74,8 +79,7 @@ def audio_info(path: str | Path) -> AudioInfo:
         info = sf.info(str(path))
         promised = _wav_declared_frames(path)
     except (sf.SoundFileError, RuntimeError, OSError) as err:
-        reason = getattr(err, "error_string", None) or str(err).splitlines()[0]
-        raise BadClipError(path, f"unreadable audio ({reason.rstrip('.')})", _FIX) from err
+        raise _unreadable(path, err) from err
     if promised is not None and promised > info.frames:  # libsndfile reads what is there
         raise _truncated(path, promised, info.frames)
     if info.frames <= 0:
@@ -95,8 +99,7 @@ def read_blocks(info: AudioInfo, block_frames: int) -> Iterator[np.ndarray]:
                 frames += len(mono)
                 yield mono
     except (sf.SoundFileError, RuntimeError) as err:
-        reason = getattr(err, "error_string", None) or str(err).splitlines()[0]
-        raise BadClipError(info.path, f"unreadable audio ({reason.rstrip('.')})", _FIX) from err
+        raise _unreadable(info.path, err) from err
     if frames < info.frames:
         raise _truncated(info.path, info.frames, frames)
 
@@ -120,7 +123,7 @@ def load_audio(path: str | Path, sample_rate: int = 16000) -> torch.Tensor:
     """A clip as a 1-D float32 waveform at `sample_rate`; bad clips raise BadClipError."""
     info = audio_info(path)
     waveform = np.concatenate(list(read_blocks(info, info.frames)))
-    return torch.from_numpy(resample(waveform, info.sample_rate_hz, sample_rate).copy())
+    return torch.from_numpy(resample(waveform, info.sample_rate_hz, sample_rate))
 
 
 def audio_duration_seconds(path: str | Path) -> float:

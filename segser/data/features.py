@@ -127,7 +127,6 @@ class LogMelPatcher(torch.nn.Module):
         # Only FFT bins some mel band weighs (the DC bin and bins above mel_max_hz drop out).
         used = torch.nonzero(weights.sum(dim=1)).flatten()
         self.mel_bins = slice(int(used[0]), int(used[-1]) + 1)
-        self.register_buffer("mel_weights", weights, persistent=False)
         self.register_buffer("mel_weights32", weights[self.mel_bins].float(), persistent=False)
         roundoff = _ROUNDOFF_FACTOR * _FLOAT32_EPS * weights.sum(dim=0)
         self.register_buffer("band_roundoff", roundoff.float(), persistent=False)

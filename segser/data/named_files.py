@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from segser.data.clips import BadClipPolicy, BadClips, Clip, read_clip
+from segser.data.clips import BadClipPolicy, BadClips, Clip, label_counts, read_clip
 from segser.errors import BadClipError, SegserError
 
 logger = logging.getLogger("segser")
@@ -171,7 +171,7 @@ def read_named_files(
         spec.name,
         len(read_fields),
         len(clips),
-        dict(sorted(Counter(clip.label for clip in clips).items())),
+        label_counts(clips),
         dict(sorted(dropped.items())) or "none",
     )
     return bad_clips.finish(clips)

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import matplotlib
 
 matplotlib.use("Agg")  # headless: runs on clusters and CI
 import matplotlib.pyplot as plt
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:  # pandas only types the arguments: importing it costs every run ~0.25 s
+    import pandas as pd
 
 
 def plot_confusion_matrix(
