@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader
 from segser.data.batches import DeviceBatches, MappedRows, SegmentBatchSampler, SegmentRows
 from segser.data.cache import PatchCache, build_or_open_cache
 from segser.data.clips import Clip
-from segser.data.embedding_cache import build_or_open_embeddings
+from segser.data.embedding_cache import EmbeddingCache, build_or_open_embeddings
 from segser.data.features import LogMelSettings
 from segser.data.segmentation import SegmentationSettings
 from segser.data.splits import ClipSplit, SplitFunction
@@ -106,24 +106,31 @@ class SegmentDataModule(L.LightningDataModule):
             raise SegserError(f"data.device must be one of {DATA_DEVICES}, got {device!r}")
         self.device = device
         self.cache: PatchCache | None = None
+        self.embeddings: EmbeddingCache | None = None
         self._threads_before: int | None = None
         self.split: ClipSplit | None = None
         self.datasets: dict[str, SegmentDataset] = {}
 
     def prepare_data(self) -> None:
-        """Compute the patches (and frozen embeddings) once (rank 0); later runs reuse them."""
-        cache = build_or_open_cache(
-            self.clips, self.cache_dir, self.segmentation, self.features, self.on_bad_clip
-        )
-        if self.frozen_backbone is not None:
-            build_or_open_embeddings(cache, self.frozen_backbone)
+        """Compute the patches (and frozen embeddings) once (rank 0); later runs reuse them.
 
-    def setup(self, stage: str | None = None) -> None:
-        if self.datasets:
-            return
+        The entries opened here are kept for this process's setup (the other DDP ranks open
+        them there), so the clips are not stat'ed and the weights not hashed twice."""
         self.cache = build_or_open_cache(
             self.clips, self.cache_dir, self.segmentation, self.features, self.on_bad_clip
         )
+        if self.frozen_backbone is not None:
+            self.embeddings = build_or_open_embeddings(self.cache, self.frozen_backbone)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.frozen_backbone is not None:  # every stage: teardown gives the threads back
+            self._one_thread_for_the_head()
+        if self.datasets:
+            return
+        if self.cache is None:
+            self.cache = build_or_open_cache(
+                self.clips, self.cache_dir, self.segmentation, self.features, self.on_bad_clip
+            )
         if self.cache.skipped:
             log.warning(
                 "%d bad clips were skipped (listed in %s/meta.json)",
@@ -142,8 +149,9 @@ class SegmentDataModule(L.LightningDataModule):
             self.split.write(self.split_file, self.clips)
         inputs = None
         if self.frozen_backbone is not None:
-            inputs = build_or_open_embeddings(self.cache, self.frozen_backbone).embeddings
-            self._one_thread_for_the_head()
+            if self.embeddings is None:
+                self.embeddings = build_or_open_embeddings(self.cache, self.frozen_backbone)
+            inputs = self.embeddings.embeddings
         for name in ("train", "val", "test"):
             rows = self.cache.rows_for_clips(getattr(self.split, name))
             self.datasets[name] = SegmentDataset(self.cache, rows, self.clip_labels, inputs)

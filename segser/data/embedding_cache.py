@@ -49,12 +49,12 @@ def weights_sha256(module: nn.Module) -> str:
     return digest.hexdigest()
 
 
-def embedding_key(patch_key: str, backbone: nn.Module) -> str:
-    """Entry name: the patch cache it embeds, the backbone's name, and a hash of the rest."""
+def embedding_key(patch_key: str, backbone: nn.Module, weights: str | None = None) -> str:
+    """Entry name: the patch cache it embeds, the backbone's name, and a hash of the rest
+    (`weights`: the backbone's weights_sha256, if the caller has it already)."""
+    weights = weights or weights_sha256(backbone)
     digest = hashlib.sha256(
-        json.dumps(
-            [EMBEDDING_FORMAT_VERSION, patch_key, repr(backbone), weights_sha256(backbone)]
-        ).encode()
+        json.dumps([EMBEDDING_FORMAT_VERSION, patch_key, repr(backbone), weights]).encode()
     )
     return f"{patch_key}-{type(backbone).__name__.lower()}-{digest.hexdigest()[:16]}"
 
@@ -92,7 +92,9 @@ def _rows_to_resume(progress_path: Path, data_path: Path, row_bytes: int, total:
     return rows
 
 
-def _build(patches: PatchCache, backbone: nn.Module, partial: Path, batch_rows: int) -> None:
+def _build(
+    patches: PatchCache, backbone: nn.Module, weights: str, partial: Path, batch_rows: int
+) -> None:
     """Append embeddings of the patch rows in order, checkpointing so a kill loses little."""
     partial.mkdir(parents=True, exist_ok=True)
     progress_path = partial / "progress.json"
@@ -128,7 +130,7 @@ def _build(patches: PatchCache, backbone: nn.Module, partial: Path, batch_rows: 
         "embedding_dim": dim,
         "patch_cache": patches.directory.name,
         "backbone": repr(backbone),
-        "weights_sha256": weights_sha256(backbone),
+        "weights_sha256": weights,
     }
     write_json_atomically(partial / "meta.json", meta)
     progress_path.unlink()
@@ -138,10 +140,11 @@ def build_or_open_embeddings(
     patches: PatchCache, backbone: nn.Module, batch_rows: int = ROWS_PER_BATCH
 ) -> EmbeddingCache:
     """Open the embeddings of these patches under this frozen backbone, computing them if needed."""
+    weights = weights_sha256(backbone)  # once: 0.5 s for VGGish's 72M parameters
     return open_or_build(
         patches.directory.parent,
-        embedding_key(patches.directory.name, backbone),
+        embedding_key(patches.directory.name, backbone, weights),
         EmbeddingCache.open,
-        lambda partial: _build(patches, backbone, partial, batch_rows),
+        lambda partial: _build(patches, backbone, weights, partial, batch_rows),
         what="embedding cache",
     )
