@@ -87,8 +87,10 @@ def _dotted(config: Any, prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def _check_same_model(checkpoint: dict[str, Any], path: Path, model_config: dict[str, Any]) -> None:
-    """A run dir's last.ckpt from another model config would fail deep inside Lightning."""
+def _check_same_model(
+    checkpoint: dict[str, Any], path: Path, model_config: dict[str, Any], fix: str
+) -> None:
+    """A checkpoint of another model config would fail deep inside Lightning's state loading."""
     stored = (checkpoint.get("hyper_parameters") or {}).get("model_config")
     if not isinstance(stored, dict):
         return
@@ -98,9 +100,7 @@ def _check_same_model(checkpoint: dict[str, Any], path: Path, model_config: dict
         shown = ", ".join(f"{key}={old.get(key)!r} -> {new.get(key)!r}" for key in changed[:3])
         more = f" (+{len(changed) - 3} more)" if len(changed) > 3 else ""
         raise SegserError(
-            f"{path}: this run directory's checkpoint was trained with another model config "
-            f"({shown}{more}). Give the new run its own directory (hydra.run.dir=...), or "
-            "delete the old checkpoint to start this one afresh."
+            f"{path}: this checkpoint was trained with another model config ({shown}{more}). {fix}"
         )
 
 
@@ -109,27 +109,36 @@ def resume_from(
 ) -> str | None:
     """The checkpoint to resume from: `ckpt_path` if given, else the run directory's last.ckpt.
 
-    With `model_config`, a last.ckpt trained with a different one is refused in one line."""
+    Either is read once (memory-mapped, weights_only) so that a damaged file, or with
+    `model_config` one trained with another model config, is refused in one line."""
     if ckpt_path:
-        path = Path(ckpt_path)
+        path, source = Path(ckpt_path), "ckpt_path"
         if not path.is_file():
             raise SegserError(
                 f"ckpt_path={path}: checkpoint not found. Pass a last.ckpt or best.ckpt "
                 "written by `python -m segser.train`, or drop ckpt_path to start afresh."
             )
-        log.info("resuming training from %s (ckpt_path)", path)
-        return str(path)
-    last = run_dir / "checkpoints" / "last.ckpt"
-    if not last.is_file():
-        return None
-    try:  # a damaged last.ckpt is named, not unpickled inside Lightning's traceback
-        checkpoint = torch.load(last, map_location="cpu", weights_only=True, mmap=True)
+        unreadable_fix = "Pass another checkpoint, or drop ckpt_path to start afresh."
+        other_model_fix = "Resume it with the settings it was trained with, or drop ckpt_path."
+    else:
+        path, source = run_dir / "checkpoints" / "last.ckpt", "this run directory's last checkpoint"
+        if not path.is_file():
+            return None
+        unreadable_fix = (
+            "Delete it to start this run afresh, or pass ckpt_path=... to resume from another "
+            "checkpoint."
+        )
+        other_model_fix = (
+            "Give the new run its own directory (hydra.run.dir=...), or delete the old "
+            "checkpoint to start this one afresh."
+        )
+    try:  # a damaged file is named, not unpickled inside Lightning's traceback
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception as error:
         raise SegserError(
-            f"{last}: cannot resume from it ({type(error).__name__}). Delete it to start "
-            "this run afresh, or pass ckpt_path=... to resume from another checkpoint."
+            f"{path}: cannot resume from it ({type(error).__name__}). {unreadable_fix}"
         ) from error
     if model_config is not None and isinstance(checkpoint, dict):
-        _check_same_model(checkpoint, last, model_config)
-    log.info("resuming training from %s (this run directory's last checkpoint)", last)
-    return str(last)
+        _check_same_model(checkpoint, path, model_config, other_model_fix)
+    log.info("resuming training from %s (%s)", path, source)
+    return str(path)

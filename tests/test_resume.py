@@ -93,6 +93,18 @@ def test_a_last_checkpoint_of_another_model_config_is_refused_in_one_line(
     assert "hydra.run.dir" in message and "head.units" not in message
 
 
+def test_a_ckpt_path_of_another_model_config_is_refused_in_one_line(tmp_path: Path) -> None:
+    given = tmp_path / "elsewhere.ckpt"
+    torch.save({"hyper_parameters": {"model_config": {"head": {"units": 100}}}}, given)
+    assert resume_from(tmp_path, str(given), {"head": {"units": 100}}) == str(given)
+    with pytest.raises(SegserError) as refused:
+        resume_from(tmp_path, str(given), {"head": {"units": 400}})
+    assert "head.units=100 -> 400" in str(refused.value) and "drop ckpt_path" in str(refused.value)
+    given.write_bytes(given.read_bytes()[:40])
+    with pytest.raises(SegserError, match=r"elsewhere\.ckpt: cannot resume from it"):
+        resume_from(tmp_path, str(given), None)
+
+
 def test_resuming_with_another_head_through_the_cli_is_one_line(tmp_path: Path) -> None:
     run_dir = f"hydra.run.dir={tmp_path / 'run'}"
     first = run_segser("segser.train", *TRAIN, "trainer.max_epochs=1", run_dir, tmp_path=tmp_path)
