@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +18,9 @@ from torch import nn
 from segser.data.clips import Clip, label_counts
 from segser.data.datamodule import SegmentDataModule
 from segser.data.features import LogMelSettings
-from segser.data.segmentation import SegmentationSettings
+from segser.data.splits import ClipSplit
 from segser.errors import SegserError
+from segser.models.checkpoint import MODEL_KEYS, segmentation_settings
 
 log = logging.getLogger("segser")
 
@@ -44,12 +46,6 @@ def read_corpus(dataset: DictConfig) -> list[Clip]:
     return clips
 
 
-def segmentation_settings(cfg: DictConfig) -> SegmentationSettings:
-    segmentation = cfg.segmentation
-    tail = segmentation.get("tail", "pad")  # checkpoints saved before the option cut this way
-    return SegmentationSettings(segmentation.window_seconds, segmentation.hop_seconds, tail)
-
-
 def feature_settings(cfg: DictConfig) -> LogMelSettings:
     return LogMelSettings(**OmegaConf.to_container(cfg.features, resolve=True))
 
@@ -57,17 +53,7 @@ def feature_settings(cfg: DictConfig) -> LogMelSettings:
 def model_config(cfg: DictConfig) -> dict[str, Any]:
     """What a checkpoint needs to rebuild the model and its input pipeline, as plain data."""
     return OmegaConf.to_container(
-        OmegaConf.create(
-            {
-                "backbone": cfg.backbone,
-                "head": cfg.head,
-                "optimizer": cfg.optimizer,
-                "classes": cfg.classes,
-                "segmentation": cfg.segmentation,
-                "features": cfg.features,
-            }
-        ),
-        resolve=True,
+        OmegaConf.create({key: cfg[key] for key in MODEL_KEYS}), resolve=True
     )
 
 
@@ -76,9 +62,11 @@ def build_datamodule(
     clips: list[Clip],
     split_file: Path | None = None,
     backbone: nn.Module | None = None,
+    split: Callable[[list[Clip]], ClipSplit] | None = None,
 ) -> SegmentDataModule:
     """`backbone`: the model's; with backbone.freeze=true (and data.cache_embeddings) the
-    datamodule serves its embeddings, computed once and cached, instead of patches."""
+    datamodule serves its embeddings, computed once and cached, instead of patches.
+    `split`: the clips to use, instead of cfg.split's (evaluate's run's own test clips)."""
     frozen = (
         backbone is not None
         and cfg.backbone.get("freeze", False)
@@ -88,9 +76,9 @@ def build_datamodule(
         clips=clips,
         classes=list(cfg.classes),
         cache_dir=cfg.paths.cache_dir,
-        segmentation=segmentation_settings(cfg),
+        segmentation=segmentation_settings(cfg.segmentation),
         features=feature_settings(cfg),
-        split=instantiate(cfg.split),  # a partial: the split function with its settings
+        split=split or instantiate(cfg.split),  # a partial: the split function with settings
         batch_size=cfg.data.batch_size,
         num_workers=cfg.data.num_workers,
         on_bad_clip=cfg.data.on_bad_clip,

@@ -19,14 +19,13 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from segser.components import read_corpus
+from segser.components import build_datamodule, read_corpus
 from segser.config_checks import check_config
 from segser.data.clips import Clip
-from segser.data.datamodule import SegmentDataModule
 from segser.data.splits import ClipSplit
 from segser.entry import CONF_DIR, report_user_errors, run_dir
 from segser.errors import SegserError
-from segser.models.checkpoint import RunRecord, literal, load_trained
+from segser.models.checkpoint import MODEL_KEYS, RunRecord, literal, load_trained
 from segser.train import save_test_results
 
 log = logging.getLogger("segser")
@@ -125,7 +124,7 @@ def evaluate(
     trained = load_trained(cfg.ckpt)
     out_dir.mkdir(parents=True, exist_ok=True)
     with open_dict(cfg):  # what came from the file is data: escaped, never resolved
-        for key in ("classes", "segmentation", "features", "backbone", "head", "optimizer"):
+        for key in MODEL_KEYS:
             cfg[key] = literal(trained.model_config[key])  # metrics.json says what was tested
         if not other_corpus and trained.run is not None:
             stored = OmegaConf.create(literal(trained.run.dataset))
@@ -146,18 +145,8 @@ def evaluate(
         test = [i for i, c in enumerate(kept) if c.clip_id in chosen_ids]
         return ClipSplit([], [], test, description)
 
-    datamodule = SegmentDataModule(
-        clips=clips,
-        classes=trained.classes,
-        cache_dir=cfg.paths.cache_dir,
-        segmentation=trained.segmentation,
-        features=trained.features,
-        batch_size=cfg.data.batch_size,
-        num_workers=cfg.data.num_workers,
-        on_bad_clip=cfg.data.on_bad_clip,
-        split_file=out_dir / "split.json",
-        split=given_split,
-    )
+    # cfg now holds the checkpoint's classes, segmentation and features (above)
+    datamodule = build_datamodule(cfg, clips, out_dir / "split.json", split=given_split)
     datamodule.setup()
     if not datamodule.split.test:
         raise SegserError("none of the clips to test could be read (all skipped as bad clips).")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import inspect
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,15 @@ from segser.errors import SegserError
 from segser.models.factory import build_classifier
 from segser.models.module import SegmentEmotionClassifier
 
+# What a checkpoint's model_config holds (components.model_config writes it) and each one's type.
+MODEL_KEYS: dict[str, type] = {
+    "backbone": dict,
+    "head": dict,
+    "optimizer": dict,
+    "classes": list,
+    "segmentation": dict,
+    "features": dict,
+}
 RUN_KEY = "segser_run"  # the checkpoint entry that records the run's corpus and split
 SETS = ("train", "val", "test")
 FIX = "Pass a .ckpt written by `python -m segser.train` (RUN_DIR/checkpoints/best.ckpt)."
@@ -182,6 +192,16 @@ def run_record(checkpoint: dict[str, Any], where: str) -> RunRecord | None:
     return RunRecord(dataset, _entry(stored, "split", dict, where), clips)
 
 
+def segmentation_settings(segmentation: Mapping[str, Any]) -> SegmentationSettings:
+    """From a config or a checkpoint's; no `tail`: checkpoints saved before the option, cut
+    with `pad`."""
+    return SegmentationSettings(
+        float(segmentation["window_seconds"]),
+        float(segmentation["hop_seconds"]),
+        str(segmentation.get("tail", "pad")),
+    )
+
+
 def load_trained(path: str | Path) -> TrainedModel:
     """Rebuild a trained classifier and its input pipeline from a segser checkpoint."""
     where = str(path)
@@ -190,19 +210,13 @@ def load_trained(path: str | Path) -> TrainedModel:
     config = plain_data(
         _entry(hyper_parameters, "model_config", dict, where), f"{where}: model_config"
     )
-    for key, kind in [("backbone", dict), ("head", dict), ("optimizer", dict), ("classes", list)]:
+    for key, kind in MODEL_KEYS.items():
         _entry(config, key, kind, where)
-    for key in ("segmentation", "features"):
-        _entry(config, key, dict, where)
     check_targets(config, f"{where}: model_config")
     state_dict = _entry(checkpoint, "state_dict", dict, where)
     try:
         classes = [str(c) for c in config["classes"]]
-        segmentation = SegmentationSettings(
-            float(config["segmentation"]["window_seconds"]),
-            float(config["segmentation"]["hop_seconds"]),
-            str(config["segmentation"].get("tail", "pad")),  # checkpoints before the option
-        )
+        segmentation = segmentation_settings(config["segmentation"])
         features = LogMelSettings(**config["features"])
         # The parts that reach instantiate are escaped; the rest (classes) is used as it is.
         escaped = {key: literal(config[key]) for key in ("backbone", "head", "optimizer")}
