@@ -13,11 +13,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from hydra.utils import get_class
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from segser.data.features import LogMelSettings
 from segser.data.segmentation import TAILS
 from segser.errors import SegserError
+from segser.models.backbone import Backbone, check_features
 from segser.models.yamnet import FINAL_LAYER
 
 _ABSENT = object()
@@ -154,6 +156,25 @@ def _check_split(cfg: DictConfig) -> None:
         raise _out_of_range("split.fold", fold, f"1..{folds}{per}")
 
 
+def _check_backbone_features(cfg: DictConfig) -> None:
+    """The backbone's own features (YAMNet's log offset) before the corpus scan, not after."""
+    target = _value(cfg, "backbone.net._target_")
+    if not isinstance(target, str):
+        return
+    try:
+        backbone = get_class(target)
+    except Exception:  # a bad target is named in one line when the model is built
+        return
+    if isinstance(backbone, type) and issubclass(backbone, Backbone):
+        name = _value(cfg, "backbone.name")
+        features = _value(cfg, "features")
+        check_features(
+            backbone,
+            features if isinstance(features, dict) else {},
+            name if isinstance(name, str) else backbone.__name__,
+        )
+
+
 def check_config(cfg: DictConfig) -> None:
     """Raise SegserError (one line naming the key and its allowed range) on the first bad value."""
     for rule in RULES:
@@ -161,5 +182,6 @@ def check_config(cfg: DictConfig) -> None:
         if value is not _ABSENT and not rule.ok(value):
             raise _out_of_range(rule.key, value, rule.allowed)
     _check_features_and_window(cfg)
+    _check_backbone_features(cfg)
     _check_classes_and_label_map(cfg)
     _check_split(cfg)

@@ -33,9 +33,11 @@ class Backbone(nn.Module):
             load_strictly(self, load_state_dict_file(source), source)
 
 
-def check_features(backbone: Backbone, features: Mapping[str, Any], name: str) -> None:
-    """Refuse features the backbone's weights were not trained on, naming both keys."""
-    for key, needed in type(backbone).required_features.items():
+def check_features(backbone: type[Backbone], features: Mapping[str, Any], name: str) -> None:
+    """Refuse features the backbone class's weights were not trained on, naming both keys.
+
+    Takes the class, so the config check runs it before any corpus scan (config_checks)."""
+    for key, needed in backbone.required_features.items():
         value = features.get(key)
         if value is not None and not math.isclose(float(value), needed, rel_tol=1e-9):
             raise SegserError(

@@ -23,7 +23,7 @@ def build_classifier(
             "segser.models.backbone.Backbone. Subclass it (embedding_dim, load_weights)."
         )
     name = backbone_config.get("name", type(backbone).__name__)
-    check_features(backbone, model_config.get("features") or {}, name)
+    check_features(type(backbone), model_config.get("features") or {}, name)
     if load_pretrained:
         backbone.load_weights(str(backbone_config.get("weights", "none")))
     classes = list(model_config["classes"])

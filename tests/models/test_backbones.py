@@ -53,3 +53,14 @@ def test_contradicting_features_are_one_clear_error(
     message = str(err.value)
     assert f"features.log_offset={offset}" in message and f"log_offset={needed}" in message
     assert overrides[0] in message and "\n" not in message
+
+
+@pytest.mark.parametrize("overrides", [["backbone=yamnet", "features.log_offset=0.01"],
+                                       ["backbone=vggish", "features=yamnet"]])  # fmt: skip
+def test_contradicting_features_are_refused_by_the_config_check(overrides: list[str]) -> None:
+    """Before the corpus scan and cache build, as every other config check."""
+    from segser.config_checks import check_config
+
+    with pytest.raises(SegserError, match=r"features\.log_offset=.* contradicts backbone="):
+        check_config(composed("train", overrides))
+    check_config(composed("train", overrides[:1]))  # the backbone's own features pass
