@@ -136,6 +136,17 @@ def _warn_counts(corpus: NamedFilesCorpus, root: Path, fields: Sequence[Mapping[
         )
 
 
+def wav_files(root: Path) -> list[Path]:
+    """Every .wav under `root` (any case of the suffix), sorted: what the reader and the count
+    check both scan."""
+    return sorted(p for p in root.rglob("*") if p.suffix.lower() == ".wav" and p.is_file())
+
+
+def kept(spec: NamedFilesCorpus, fields: Mapping[str, str]) -> bool:
+    """False for another part of the corpus (e.g. RAVDESS song), which is not a bad file."""
+    return all(fields[key] == value for key, value in spec.keep.items())
+
+
 def read_named_files(
     corpus: str,
     root: str | Path,
@@ -147,7 +158,7 @@ def read_named_files(
     root = Path(root).expanduser().resolve()
     if not root.is_dir():
         raise SegserError(f"{root}: {spec.name} root not found. Point dataset.root at the corpus")
-    paths = sorted(p for p in root.rglob("*") if p.suffix.lower() == ".wav" and p.is_file())
+    paths = wav_files(root)
     if not paths:
         raise SegserError(f"{root}: no .wav files. Point dataset.root at the {spec.name} release")
     bad_clips = BadClips(on_bad_clip, root)
@@ -155,8 +166,8 @@ def read_named_files(
     for path in paths:
         try:
             fields = parse_file_name(spec, path)
-            if any(fields[key] != value for key, value in spec.keep.items()):
-                continue  # another part of the corpus (e.g. RAVDESS song), not a bad file
+            if not kept(spec, fields):
+                continue
             read_fields.append(fields)
             if fields["emotion"] not in label_map:
                 dropped[fields["emotion"]] += 1
@@ -187,14 +198,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     spec = CORPORA[args.corpus]
     fields, bad = [], 0
-    for path in sorted(p for p in args.root.rglob("*.wav") if p.is_file()):
+    for path in wav_files(args.root):
         try:
             parsed = parse_file_name(spec, path)
         except BadClipError as err:
             print(f"bad name: {err}", file=sys.stderr)
             bad += 1
             continue
-        if all(parsed[key] == value for key, value in spec.keep.items()):
+        if kept(spec, parsed):
             fields.append(parsed)
     print(f"{spec.name}: {len(fields)} files, {bad} badly named")
     print("emotions:", dict(sorted(Counter(f["emotion"] for f in fields).items())))

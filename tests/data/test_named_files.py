@@ -180,3 +180,16 @@ def test_count_check_passes_the_published_releases_and_names_a_missing_actor() -
         "emotion 01: 92 of 96 published",
         *[f"emotion 0{code}: 184 of 192 published" for code in range(2, 9)],
     ]
+
+
+def test_count_tool_scans_the_files_the_reader_reads(tmp_path: Path, capsys) -> None:
+    """`python -m segser.data.named_files` counted `*.wav` only; the reader takes any case."""
+    from segser.data.named_files import main, wav_files
+
+    for name in ("03a01Wa.WAV", "03a01Fa.wav", "notes.txt"):
+        (tmp_path / name).write_bytes(b"")
+    assert [p.name for p in wav_files(tmp_path)] == ["03a01Fa.wav", "03a01Wa.WAV"]
+    assert main(["emodb", str(tmp_path)]) == 0
+    printed = capsys.readouterr().out
+    assert "emodb: 2 files, 0 badly named" in printed
+    assert "emotions: {'F': 1, 'W': 1}" in printed
