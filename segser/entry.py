@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from functools import wraps
@@ -26,6 +27,12 @@ def composed(config_name: str, overrides: Sequence[str], **options: Any) -> Dict
     (for scripts and tests that run segser in-process)."""
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         return compose(config_name, overrides=list(overrides), **options)
+
+
+def output_root() -> Path:
+    """$SEGSER_OUTPUT_DIR, else outputs/: where runs, sweeps, reports and predictions go
+    (conf/paths/default.yaml reads the same variable for Hydra's run directories)."""
+    return Path(os.environ.get("SEGSER_OUTPUT_DIR") or "outputs")
 
 
 def run_dir() -> Path:

@@ -5,7 +5,6 @@ Default SWEEP_DIR: the newest sweep under $SEGSER_OUTPUT_DIR/multirun (default o
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import sys
 from collections.abc import Sequence
@@ -14,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from segser.entry import output_root
 from segser.errors import SegserError
 from segser.runs import tables
 from segser.runs.plots import plot_accuracy_bars, plot_confusion_matrix
@@ -28,7 +28,10 @@ class Report:
     table_markdown: str
     jobs_markdown: str
     files: dict[str, Path] = field(default_factory=dict)
-    confusion_plots: list[Path] = field(default_factory=list)
+
+    @property
+    def confusion_plots(self) -> list[Path]:
+        return [path for name, path in self.files.items() if name.startswith("confusion ")]
 
     @property
     def markdown(self) -> str:
@@ -95,7 +98,6 @@ def build_report(
             path = out_dir / f"confusion_{i:02d}_{name}.png"
             title = f"{label}\nmean of {len(jobs)} row-normalised clip confusions"
             report.files[f"confusion {label}"] = plot_confusion_matrix(matrix, classes, path, title)
-            report.confusion_plots.append(path)
         if not (shown := cells.query("metric in @tables.PAPER_METRICS and n > 0")).empty:
             columns = list(dict.fromkeys(shown.index.get_level_values("column")))
             wide = shown.unstack("column").reindex(tables.PAPER_METRICS)
@@ -125,7 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     over = tuple(key.strip() for key in args.over.split(",") if key.strip())
     try:
-        outputs = Path(os.environ.get("SEGSER_OUTPUT_DIR") or "outputs")
+        outputs = output_root()
         sweep_dir = args.sweep_dir or newest_sweep(outputs / "multirun")
         report = build_report(sweep_dir, args.out, over, args.compare_paper)
     except SegserError as error:

@@ -26,6 +26,7 @@ from segser.data.audio import AudioInfo, audio_info
 from segser.data.features import LogMelPatcher
 from segser.data.segmentation import count_segments
 from segser.data.stream import find_audio, stream_segments
+from segser.entry import output_root
 from segser.errors import SegserError
 from segser.metrics.clip_accuracy import clip_votes, decision_name, segment_predictions
 from segser.models.checkpoint import load_trained
@@ -249,9 +250,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--block-seconds", type=float, default=30.0, help="audio read at once")
     args = parser.parse_args(argv)
     try:
-        out_dir = args.out or new_output_dir(
-            Path(os.environ.get("SEGSER_OUTPUT_DIR", "outputs")) / "predict"
-        )
+        out_dir = args.out or new_output_dir(output_root() / "predict")
         if args.batch_size < 1 or not args.block_seconds > 0:
             raise SegserError("--batch-size and --block-seconds must be positive.")
         options = (args.batch_size, args.device, args.recursive, args.block_seconds)
