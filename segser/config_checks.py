@@ -18,12 +18,12 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from segser.data.features import LogMelSettings
 from segser.data.segmentation import TAILS
+from segser.data.splits import check_ratios
 from segser.errors import SegserError
 from segser.models.backbone import Backbone, check_features
 from segser.models.yamnet import FINAL_LAYER
 
 _ABSENT = object()
-RATIO_TOLERANCE = 1e-6
 
 
 def _number(value: Any) -> bool:
@@ -137,14 +137,7 @@ def _check_classes_and_label_map(cfg: DictConfig) -> None:
 def _check_split(cfg: DictConfig) -> None:
     ratios = _value(cfg, "split.ratios")
     if ratios is not _ABSENT:
-        allowed = "three fractions in (0, 1), train/val/test, that sum to 1 (e.g. [0.8,0.1,0.1])"
-        if (
-            not isinstance(ratios, list)
-            or len(ratios) != 3
-            or not all(_number(r) and 0 < r < 1 for r in ratios)
-            or abs(sum(ratios) - 1) > RATIO_TOLERANCE
-        ):
-            raise _out_of_range("split.ratios", ratios, allowed)
+        check_ratios(ratios)
     fold = _value(cfg, "split.fold")
     folds, per = _value(cfg, "split.num_folds"), ""  # a split that declares its fold count
     # LOSO: one fold per session

@@ -10,11 +10,14 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from segser.data.clips import Clip
 from segser.errors import SegserError
+
+RATIO_TOLERANCE = 1e-6  # split.ratios must sum to 1 within this
 
 
 @dataclass(frozen=True)
@@ -73,13 +76,28 @@ def _stratified_partition(
     return [sorted(p) for p in parts]
 
 
-def random_split(clips: Sequence[Clip], ratios: Sequence[float], seed: int) -> ClipSplit:
-    """The paper's protocol: a seeded random split of utterances, stratified by label (8:1:1)."""
-    if len(ratios) != 3 or min(ratios) <= 0 or abs(sum(ratios) - 1) > 1e-6:
+def check_ratios(ratios: Any) -> None:
+    """split.ratios: three fractions in (0, 1) summing to 1, or one line saying so (used by
+    random_split and, before any work, by config_checks)."""
+    fractions = isinstance(ratios, Sequence) and not isinstance(ratios, str)
+    if not (
+        fractions
+        and len(ratios) == 3
+        and all(
+            isinstance(r, int | float) and not isinstance(r, bool) and 0 < r < 1 for r in ratios
+        )
+        and abs(sum(ratios) - 1) <= RATIO_TOLERANCE
+    ):
+        shown = list(ratios) if fractions else ratios
         raise SegserError(
-            f"split.ratios={list(ratios)} is out of range: allowed three fractions in (0, 1), "
+            f"split.ratios={shown!r} is out of range: allowed three fractions in (0, 1), "
             "train/val/test, that sum to 1 (e.g. [0.8,0.1,0.1])"
         )
+
+
+def random_split(clips: Sequence[Clip], ratios: Sequence[float], seed: int) -> ClipSplit:
+    """The paper's protocol: a seeded random split of utterances, stratified by label (8:1:1)."""
+    check_ratios(ratios)
     indices = list(range(len(clips)))
     train, val, test = _stratified_partition(
         indices, [c.label for c in clips], ratios, np.random.default_rng(seed)
