@@ -134,10 +134,6 @@ def check_target_range(target: Tensor, num_classes: int) -> None:
 def clip_votes(logits: Tensor, clip_ids: Tensor, num_classes: int) -> ClipVotes:
     """Group segments by clip: segment count, argmax votes and mean logits per clip (no labels)."""
     ids, inverse = torch.unique(clip_ids.long(), sorted=True, return_inverse=True)
-    return _group(logits, ids, inverse, num_classes)
-
-
-def _group(logits: Tensor, ids: Tensor, inverse: Tensor, num_classes: int) -> ClipVotes:
     clips = ids.numel()
     segment_prediction = segment_predictions(logits)
     segments = torch.bincount(inverse, minlength=clips)
@@ -160,8 +156,8 @@ def clip_summary(logits: Tensor, target: Tensor, clip_ids: Tensor, num_classes: 
     """
     check_segments(logits, target, clip_ids, num_classes)
     check_target_range(target, num_classes)
-    ids, inverse = torch.unique(clip_ids.long(), sorted=True, return_inverse=True)
-    votes = _group(logits, ids, inverse, num_classes)
+    votes = clip_votes(logits, clip_ids, num_classes)
+    ids, inverse = votes.clip_ids, votes.segment_clip
     target = target.long()
     lowest = torch.zeros(ids.numel(), dtype=torch.long, device=target.device)
     lowest.scatter_reduce_(0, inverse, target, reduce="amin", include_self=False)
