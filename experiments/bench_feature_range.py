@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torchaudio.functional as AF
+from bench_gpu import sync
 from torchvggish import vggish_input
 
 from segser.data.clip_patches import clip_patches, clips_patches
@@ -84,8 +85,7 @@ def reference(waveforms: list[torch.Tensor]) -> int:
 def ours(waveforms: list[torch.Tensor], patcher: LogMelPatcher, device: torch.device) -> int:
     found = clips_patches([w.to(device) for w in waveforms], patcher, SEGMENTATION)
     count = sum(len(p.cpu()) for p in found)
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+    sync(device)
     return count
 
 
@@ -93,8 +93,7 @@ def one_call_per_clip(
     waveforms: list[torch.Tensor], patcher: LogMelPatcher, device: torch.device
 ) -> int:
     count = sum(len(clip_patches(w.to(device), patcher, SEGMENTATION).cpu()) for w in waveforms)
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+    sync(device)
     return count
 
 

@@ -59,6 +59,7 @@ def classifier(units: int = TABLE3_UNITS) -> SegmentEmotionClassifier:
 
 
 def sync(device: torch.device) -> None:
+    """Wait for the device's queued work, so a wall-clock time covers it (no-op on CPU)."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
@@ -78,17 +79,37 @@ def device_batches(
     ]
 
 
-def trained_model(device: torch.device) -> SegmentEmotionClassifier:
+def patch_file(directory: Path, rows: int) -> np.memmap:
+    """`rows` random patches, memory-mapped float32 like the feature cache's, opened read-only."""
+    path = directory / "patches.f32"
+    data = np.memmap(path, np.float32, "w+", shape=(rows, 96, 64))
+    data[:] = np.random.default_rng(0).standard_normal((rows, 96, 64), dtype=np.float32)
+    data.flush()
+    return np.memmap(path, np.float32, "r", shape=data.shape)
+
+
+def segment_rows(patches: np.memmap, batch_size: int) -> tuple[SegmentRows, SegmentBatchSampler]:
+    """The training path's dataset over `patches` (4 classes, 8 segments a clip) and its sampler."""
+    index = np.arange(len(patches))
+    dataset = SegmentRows(MappedRows(patches), index, index % 4, index // 8)
+    return dataset, SegmentBatchSampler(len(patches), batch_size, shuffle=True, seed=0)
+
+
+def trained_model(device: torch.device, bf16: bool = True) -> SegmentEmotionClassifier:
+    """The classifier on `device` in training mode; channels-last with `bf16` (the GPU setup)."""
     model = classifier().to(device).train()
-    model.speed_up(channels_last=True)
+    if bf16:
+        model.speed_up(channels_last=True)
     return model
 
 
-def bare_loop(batches: list[tuple[torch.Tensor, ...]], device: torch.device, warmup: int) -> float:
-    """Segments/s of a plain bf16-autocast loop; the first `warmup` steps are untimed."""
-    model = trained_model(device)
+def bare_loop(
+    batches: list[tuple[torch.Tensor, ...]], device: torch.device, warmup: int, bf16: bool = True
+) -> float:
+    """Segments/s of a plain loop (bf16 autocast with `bf16`); the first `warmup` steps untimed."""
+    model = trained_model(device, bf16)
     optimizer = model.configure_optimizers()
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
     start, seen = 0.0, 0
     for step, (patches, labels, _) in enumerate(batches):
         if step == warmup:
@@ -125,16 +146,17 @@ class _StepClock(L.Callback):
 
 
 def lightning_loop(
-    batches: list[tuple[torch.Tensor, ...]], device: torch.device, warmup: int
+    batches: list[tuple[torch.Tensor, ...]], device: torch.device, warmup: int, bf16: bool = True
 ) -> float:
-    """Segments/s of Lightning (bf16-mixed, channels-last) on the same batches."""
+    """Segments/s of Lightning on the same batches (bf16-mixed + channels-last with `bf16`)."""
     clock = _StepClock(device, warmup)
     trainer = L.Trainer(
-        accelerator=device.type, devices=1, precision="bf16-mixed", max_epochs=1, logger=False,
-        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-        callbacks=[clock], limit_val_batches=0,
+        accelerator=device.type, devices=1, precision="bf16-mixed" if bf16 else "32-true",
+        max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+        enable_model_summary=False, callbacks=[clock], limit_val_batches=0,
     )  # fmt: skip
-    trainer.fit(trained_model(device), train_dataloaders=DataLoader(batches, batch_size=None))
+    model = trained_model(device, bf16)
+    trainer.fit(model, train_dataloaders=DataLoader(batches, batch_size=None))
     return clock.seen / (clock.end - clock.start)
 
 
@@ -156,14 +178,7 @@ def loader_shares(batch_size: int, rows: int, step_s: float, device: torch.devic
     """Loader seconds per batch and share of a step: split resident on the device, and pinned
     host batches from a memory-mapped cache-like array."""
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "patches.f32"
-        data = np.memmap(path, np.float32, "w+", shape=(rows, 96, 64))
-        data[:] = np.random.default_rng(0).standard_normal((rows, 96, 64), dtype=np.float32)
-        data.flush()
-        index = np.arange(rows)
-        dataset = SegmentRows(MappedRows(np.memmap(path, np.float32, "r", shape=data.shape)),
-                              index, index % 4, index // 8)  # fmt: skip
-        sampler = SegmentBatchSampler(rows, batch_size, shuffle=True, seed=0)
+        dataset, sampler = segment_rows(patch_file(Path(tmp), rows), batch_size)
         found = {
             "resident": DeviceBatches(dataset, sampler, device),
             "pinned": DataLoader(
