@@ -252,10 +252,10 @@ def gpu_rows(device: torch.device, smoke: bool = False) -> list[list[str]]:
     peak = bf16_peak_tflops(name)
     sizes = (1, 2) if smoke else (32, 256)
     steps, warmup = (2, 1) if smoke else (30, 5)
-    rows, step_s = [], {}
+    rows, batches, rates = [], {}, {}
     for batch_size in sizes:
-        rate = bare_loop(device_batches(batch_size, steps, device), device, warmup)
-        step_s[batch_size] = batch_size / rate
+        batches[batch_size] = device_batches(batch_size, steps, device)
+        rate = rates[batch_size] = bare_loop(batches[batch_size], device, warmup)
         tflops = rate * TRAIN_FLOP_PER_SEGMENT / 1e12
         share = f"{tflops / peak:.1%} of {peak:g} bf16 peak" if peak else "bf16 peak unknown"
         target = " (target >= 40%)" if batch_size == sizes[-1] else ""
@@ -263,25 +263,25 @@ def gpu_rows(device: torch.device, smoke: bool = False) -> list[list[str]]:
                      f"{steps - warmup} steps", "-", f"{rate:,.0f} segments/s",
                      f"{tflops:.1f} TFLOP/s", f"{share}{target}; {name}"])  # fmt: skip
     batch = sizes[0]
-    shares = loader_shares(batch, 64 if smoke else 8192, step_s[batch], device)
+    step_s = batch / rates[batch]
+    shares = loader_shares(batch, 64 if smoke else 8192, step_s, device)
     rows.append([f"GPU loader share of a training step, batch {batch} (target <= 5%)",
-                 f"{step_s[batch] * 1e3:.2f} ms step", f"pinned host {shares['pinned'][1]:.1%}",
+                 f"{step_s * 1e3:.2f} ms step", f"pinned host {shares['pinned'][1]:.1%}",
                  f"resident {shares['resident'][1]:.1%}", "-",
                  f"per batch: pinned {shares['pinned'][0] * 1e3:.3f} ms, resident "
                  f"{shares['resident'][0] * 1e3:.3f} ms"])  # fmt: skip
-    batches = device_batches(batch, steps, device)
-    bare = bare_loop(batches, device, warmup)
-    lightning = lightning_loop(batches, device, warmup)
+    bare = rates[batch]  # the fine-tuning row's bare loop, on the same batches
+    lightning = lightning_loop(batches[batch], device, warmup)
     rows.append([f"GPU Lightning vs bare loop, batch {batch} (target >= 0.95x)",
                  f"{steps - warmup} steps", f"{bare:,.0f} segments/s (bare)",
                  f"{lightning:,.0f} segments/s (Lightning)", f"{lightning / bare:.2f}x",
                  "same device-resident batches, one process, bf16-mixed"])  # fmt: skip
     jobs = SWEEP_JOBS[:2] if smoke else SWEEP_JOBS
-    rates = {j: sweep_throughput(j, batch, 0.5 if smoke else 20.0, warmup) for j in jobs}
+    summed = {j: sweep_throughput(j, batch, 0.5 if smoke else 20.0, warmup) for j in jobs}
     rows.append([f"GPU Table 3 sweep on one GPU, {'/'.join(map(str, jobs))} jobs, batch {batch}",
-                 "segments/s summed", f"{rates[1]:,.0f} (1 job)",
-                 ", ".join(f"{j} jobs {r:,.0f}" for j, r in rates.items() if j > 1),
-                 f"{rates[jobs[-1]] / rates[1]:.2f}x",
+                 "segments/s summed", f"{summed[1]:,.0f} (1 job)",
+                 ", ".join(f"{j} jobs {r:,.0f}" for j, r in summed.items() if j > 1),
+                 f"{summed[jobs[-1]] / summed[1]:.2f}x",
                  "one process per job (VGGish + N=200 head, bf16, channels-last); "
                  "common timed window"])  # fmt: skip
     for row in rows:
