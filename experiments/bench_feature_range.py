@@ -45,6 +45,11 @@ class Case:
         return f"{self.clips} x {length}, {self.rate_hz / 1000:g} kHz {layout}"
 
 
+def figure(case: Case, device: torch.device) -> str:
+    """A case's row title (bench.py prints it as "not measured" where the device is missing)."""
+    return f"features ({device.type}): {case.name}"
+
+
 def default_cases(hour: bool) -> list[Case]:
     """Lengths at 16 kHz mono, then every rate in mono and stereo on 10 s clips."""
     cases = [Case(1.0, 120), Case(2.0, 60), Case(10.0, 12), Case(120.0, 1), Case(600.0, 1)]
@@ -135,7 +140,7 @@ def case_row(case: Case, patcher: LogMelPatcher, repeats: int, device: torch.dev
     patches = sum(len(segment_waveform(w, RATE, 1.0, 0.5)) for w in waveforms)
     diff = max_difference(waveforms[0], patcher, device)
     return [
-        f"features ({device.type}): {case.name}",
+        figure(case, device),
         f"{patches} patches",
         f"{ref_rate:,.0f} patches/s",
         f"{our_rate:,.0f} patches/s",

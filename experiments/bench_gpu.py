@@ -42,6 +42,7 @@ BF16_PEAK_TFLOPS = [
     ("L40S", 362.0),
     ("L4", 121.0),
 ]
+BATCH_SIZES = (32, 256)
 SWEEP_JOBS = (1, 2, 4)
 TABLE3_UNITS = 200
 
@@ -49,6 +50,19 @@ TABLE3_UNITS = 200
 def bf16_peak_tflops(device_name: str) -> float | None:
     """The card's dense bf16 peak from BF16_PEAK_TFLOPS, or None when it is not listed."""
     return next((peak for name, peak in BF16_PEAK_TFLOPS if name in device_name), None)
+
+
+def figures(
+    sizes: tuple[int, ...] = BATCH_SIZES, jobs: tuple[int, ...] = SWEEP_JOBS
+) -> tuple[str, ...]:
+    """gpu_rows' row titles in its order; bench.py prints them as "not measured" without CUDA."""
+    batch = sizes[0]
+    return (
+        *(f"GPU VGGish fine-tuning, bf16-mixed + channels-last, batch {b}" for b in sizes),
+        f"GPU loader share of a training step, batch {batch} (target <= 5%)",
+        f"GPU Lightning vs bare loop, batch {batch} (target >= 0.95x)",
+        f"GPU Table 3 sweep on one GPU, {'/'.join(map(str, jobs))} jobs, batch {batch}",
+    )
 
 
 def classifier(units: int = TABLE3_UNITS) -> SegmentEmotionClassifier:
@@ -250,36 +264,33 @@ def gpu_rows(device: torch.device, smoke: bool = False) -> list[list[str]]:
     """The GPU figures as bench table rows (on CPU with `smoke`: toy sizes, same code)."""
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU (smoke)"
     peak = bf16_peak_tflops(name)
-    sizes = (1, 2) if smoke else (32, 256)
+    sizes = (1, 2) if smoke else BATCH_SIZES
+    jobs = SWEEP_JOBS[:2] if smoke else SWEEP_JOBS
+    *tuning, loader, lightning_vs_bare, sweep = figures(sizes, jobs)
     steps, warmup = (2, 1) if smoke else (30, 5)
     rows, batches, rates = [], {}, {}
-    for batch_size in sizes:
+    for title, batch_size in zip(tuning, sizes, strict=True):
         batches[batch_size] = device_batches(batch_size, steps, device)
         rate = rates[batch_size] = bare_loop(batches[batch_size], device, warmup)
         tflops = rate * TRAIN_FLOP_PER_SEGMENT / 1e12
         share = f"{tflops / peak:.1%} of {peak:g} bf16 peak" if peak else "bf16 peak unknown"
         target = " (target >= 40%)" if batch_size == sizes[-1] else ""
-        rows.append([f"GPU VGGish fine-tuning, bf16-mixed + channels-last, batch {batch_size}",
-                     f"{steps - warmup} steps", "-", f"{rate:,.0f} segments/s",
+        rows.append([title, f"{steps - warmup} steps", "-", f"{rate:,.0f} segments/s",
                      f"{tflops:.1f} TFLOP/s", f"{share}{target}; {name}"])  # fmt: skip
     batch = sizes[0]
     step_s = batch / rates[batch]
     shares = loader_shares(batch, 64 if smoke else 8192, step_s, device)
-    rows.append([f"GPU loader share of a training step, batch {batch} (target <= 5%)",
-                 f"{step_s * 1e3:.2f} ms step", f"pinned host {shares['pinned'][1]:.1%}",
+    rows.append([loader, f"{step_s * 1e3:.2f} ms step", f"pinned host {shares['pinned'][1]:.1%}",
                  f"resident {shares['resident'][1]:.1%}", "-",
                  f"per batch: pinned {shares['pinned'][0] * 1e3:.3f} ms, resident "
                  f"{shares['resident'][0] * 1e3:.3f} ms"])  # fmt: skip
     bare = rates[batch]  # the fine-tuning row's bare loop, on the same batches
     lightning = lightning_loop(batches[batch], device, warmup)
-    rows.append([f"GPU Lightning vs bare loop, batch {batch} (target >= 0.95x)",
-                 f"{steps - warmup} steps", f"{bare:,.0f} segments/s (bare)",
+    rows.append([lightning_vs_bare, f"{steps - warmup} steps", f"{bare:,.0f} segments/s (bare)",
                  f"{lightning:,.0f} segments/s (Lightning)", f"{lightning / bare:.2f}x",
                  "same device-resident batches, one process, bf16-mixed"])  # fmt: skip
-    jobs = SWEEP_JOBS[:2] if smoke else SWEEP_JOBS
     summed = {j: sweep_throughput(j, batch, 0.5 if smoke else 20.0, warmup) for j in jobs}
-    rows.append([f"GPU Table 3 sweep on one GPU, {'/'.join(map(str, jobs))} jobs, batch {batch}",
-                 "segments/s summed", f"{summed[1]:,.0f} (1 job)",
+    rows.append([sweep, "segments/s summed", f"{summed[1]:,.0f} (1 job)",
                  ", ".join(f"{j} jobs {r:,.0f}" for j, r in summed.items() if j > 1),
                  f"{summed[jobs[-1]] / summed[1]:.2f}x",
                  "one process per job (VGGish + N=200 head, bf16, channels-last); "
