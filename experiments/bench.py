@@ -3,8 +3,8 @@
 Rows: features (torchvggish reference vs ours) from 1 s clips to 10-minute recordings at
 8-48 kHz, mono and stereo; the 12 h feature-cache build (`--cache-12h`, takes a while); the
 CPU loader and its share of a training step; Lightning vs a bare loop; the transfer issue's
-frozen-sweep figures (experiments/bench_transfer.py, when present); GPU rows
-(experiments/bench_gpu.py) when CUDA is available, else "not measured (no CUDA)". Example:
+frozen-sweep figures (experiments/bench_transfer.py); with CUDA, GPU rows (features on the
+GPU, experiments/bench_gpu.py), else the same figures "not measured (no CUDA)". Example:
     python experiments/bench.py --out outputs/bench.md [--cache-12h] [--hour]
 """
 
@@ -26,21 +26,15 @@ from pathlib import Path
 
 import torch
 from bench_cache_build import cache_row
-from bench_feature_range import default_cases, feature_rows
-from bench_gpu import gpu_rows
+from bench_feature_range import default_cases, feature_rows, figure
+from bench_gpu import figures, gpu_rows
 from bench_training import training_rows
 
 HEADER = ["figure", "amount", "reference / today", "ours", "ratio", "notes"]
 TRANSFER_SCRIPT = Path(__file__).resolve().parent / "bench_transfer.py"
 NO_GPU = "not measured (no CUDA)"
-GPU_FIGURES = [
-    "GPU features: patches/s vs the reference (target >= 100x)",
-    "GPU loader share of a training step (target <= 5%)",
-    "GPU VGGish fine-tuning, bf16, batch 32: segments/s, TFLOP/s, share of bf16 peak",
-    "GPU VGGish fine-tuning, bf16, batch 256: segments/s, TFLOP/s (target >= 40% of peak)",
-    "GPU Lightning vs bare loop (target >= 0.95x)",
-    "GPU Table 3 sweep on one GPU, 1/2/4 jobs: segments/s summed",
-]
+CUDA = torch.device("cuda")
+GPU_FEATURE_CASES = default_cases(False)[:5]  # the 16 kHz mono lengths
 
 
 def machine() -> str:
@@ -60,21 +54,13 @@ def machine() -> str:
 
 
 def transfer_rows() -> list[list[str]]:
-    """The transfer issue's figures: its Markdown rows, else its "(a) ..." figure lines."""
+    """bench_transfer's "(a) ..." figure lines, and a failure row if it fails or prints none."""
     name = "transfer (experiments/bench_transfer.py)"
-    if not TRANSFER_SCRIPT.exists():
-        return [[name, "-", "-", "not measured", "-", "script not present"]]
     output = subprocess.run(
         [sys.executable, str(TRANSFER_SCRIPT)], capture_output=True, text=True, check=False
     )
     lines = [line.strip() for line in output.stdout.splitlines()]
-    table = [
-        [cell.strip() for cell in line.strip("|").split("|")]
-        for line in lines
-        if line.startswith("|") and not set(line) <= set("|-: ")
-    ][1:]  # without the header
-    figures = [[name, "-", "-", line, "-", "-"] for line in lines if re.match(r"\(\w\) ", line)]
-    rows = [[*row, *["-"] * len(HEADER)][: len(HEADER)] for row in table] or figures
+    rows = [[name, "-", "-", line, "-", "-"] for line in lines if re.match(r"\(\w\) ", line)]
     if output.returncode != 0 or not rows:
         tail = (output.stderr.strip().splitlines() or ["no figures printed"])[-1]
         rows.append([name, "-", "-", "failed", "-", tail])
@@ -110,10 +96,11 @@ def main() -> None:
     rows += training_rows(batch_size=32, steps=args.train_steps, repeats=args.repeats)
     rows += transfer_rows()
     if torch.cuda.is_available():
-        rows += feature_rows(default_cases(False)[:5], args.repeats, torch.device("cuda"))
-        rows += gpu_rows(torch.device("cuda"))
+        rows += feature_rows(GPU_FEATURE_CASES, args.repeats, CUDA)
+        rows += gpu_rows(CUDA)
     else:
-        rows += [[figure, "-", "-", NO_GPU, "-", "-"] for figure in GPU_FIGURES]
+        titles = [figure(case, CUDA) for case in GPU_FEATURE_CASES] + list(figures())
+        rows += [[title, "-", "-", NO_GPU, "-", "-"] for title in titles]
     table = f"Machine: {where}\n\n{markdown(rows)}\n"
     print("\n" + table)
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torchaudio.functional as AF
+from bench_gpu import sync
 from torchvggish import vggish_input
 
 from segser.data.clip_patches import clip_patches, clips_patches
@@ -42,6 +43,11 @@ class Case:
         layout = "mono" if self.channels == 1 else "stereo"
         length = f"{self.seconds:g} s" if self.seconds < 60 else f"{self.seconds / 60:g} min"
         return f"{self.clips} x {length}, {self.rate_hz / 1000:g} kHz {layout}"
+
+
+def figure(case: Case, device: torch.device) -> str:
+    """A case's row title (bench.py prints it as "not measured" where the device is missing)."""
+    return f"features ({device.type}): {case.name}"
 
 
 def default_cases(hour: bool) -> list[Case]:
@@ -84,8 +90,7 @@ def reference(waveforms: list[torch.Tensor]) -> int:
 def ours(waveforms: list[torch.Tensor], patcher: LogMelPatcher, device: torch.device) -> int:
     found = clips_patches([w.to(device) for w in waveforms], patcher, SEGMENTATION)
     count = sum(len(p.cpu()) for p in found)
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+    sync(device)
     return count
 
 
@@ -93,8 +98,7 @@ def one_call_per_clip(
     waveforms: list[torch.Tensor], patcher: LogMelPatcher, device: torch.device
 ) -> int:
     count = sum(len(clip_patches(w.to(device), patcher, SEGMENTATION).cpu()) for w in waveforms)
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+    sync(device)
     return count
 
 
@@ -136,7 +140,7 @@ def case_row(case: Case, patcher: LogMelPatcher, repeats: int, device: torch.dev
     patches = sum(len(segment_waveform(w, RATE, 1.0, 0.5)) for w in waveforms)
     diff = max_difference(waveforms[0], patcher, device)
     return [
-        f"features ({device.type}): {case.name}",
+        figure(case, device),
         f"{patches} patches",
         f"{ref_rate:,.0f} patches/s",
         f"{our_rate:,.0f} patches/s",

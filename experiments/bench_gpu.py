@@ -42,6 +42,7 @@ BF16_PEAK_TFLOPS = [
     ("L40S", 362.0),
     ("L4", 121.0),
 ]
+BATCH_SIZES = (32, 256)
 SWEEP_JOBS = (1, 2, 4)
 TABLE3_UNITS = 200
 
@@ -49,6 +50,19 @@ TABLE3_UNITS = 200
 def bf16_peak_tflops(device_name: str) -> float | None:
     """The card's dense bf16 peak from BF16_PEAK_TFLOPS, or None when it is not listed."""
     return next((peak for name, peak in BF16_PEAK_TFLOPS if name in device_name), None)
+
+
+def figures(
+    sizes: tuple[int, ...] = BATCH_SIZES, jobs: tuple[int, ...] = SWEEP_JOBS
+) -> tuple[str, ...]:
+    """gpu_rows' row titles in its order; bench.py prints them as "not measured" without CUDA."""
+    batch = sizes[0]
+    return (
+        *(f"GPU VGGish fine-tuning, bf16-mixed + channels-last, batch {b}" for b in sizes),
+        f"GPU loader share of a training step, batch {batch} (target <= 5%)",
+        f"GPU Lightning vs bare loop, batch {batch} (target >= 0.95x)",
+        f"GPU Table 3 sweep on one GPU, {'/'.join(map(str, jobs))} jobs, batch {batch}",
+    )
 
 
 def classifier(units: int = TABLE3_UNITS) -> SegmentEmotionClassifier:
@@ -59,6 +73,7 @@ def classifier(units: int = TABLE3_UNITS) -> SegmentEmotionClassifier:
 
 
 def sync(device: torch.device) -> None:
+    """Wait for the device's queued work, so a wall-clock time covers it (no-op on CPU)."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
@@ -78,17 +93,37 @@ def device_batches(
     ]
 
 
-def trained_model(device: torch.device) -> SegmentEmotionClassifier:
+def patch_file(directory: Path, rows: int) -> np.memmap:
+    """`rows` random patches, memory-mapped float32 like the feature cache's, opened read-only."""
+    path = directory / "patches.f32"
+    data = np.memmap(path, np.float32, "w+", shape=(rows, 96, 64))
+    data[:] = np.random.default_rng(0).standard_normal((rows, 96, 64), dtype=np.float32)
+    data.flush()
+    return np.memmap(path, np.float32, "r", shape=data.shape)
+
+
+def segment_rows(patches: np.memmap, batch_size: int) -> tuple[SegmentRows, SegmentBatchSampler]:
+    """The training path's dataset over `patches` (4 classes, 8 segments a clip) and its sampler."""
+    index = np.arange(len(patches))
+    dataset = SegmentRows(MappedRows(patches), index, index % 4, index // 8)
+    return dataset, SegmentBatchSampler(len(patches), batch_size, shuffle=True, seed=0)
+
+
+def trained_model(device: torch.device, bf16: bool = True) -> SegmentEmotionClassifier:
+    """The classifier on `device` in training mode; channels-last with `bf16` (the GPU setup)."""
     model = classifier().to(device).train()
-    model.speed_up(channels_last=True)
+    if bf16:
+        model.speed_up(channels_last=True)
     return model
 
 
-def bare_loop(batches: list[tuple[torch.Tensor, ...]], device: torch.device, warmup: int) -> float:
-    """Segments/s of a plain bf16-autocast loop; the first `warmup` steps are untimed."""
-    model = trained_model(device)
+def bare_loop(
+    batches: list[tuple[torch.Tensor, ...]], device: torch.device, warmup: int, bf16: bool = True
+) -> float:
+    """Segments/s of a plain loop (bf16 autocast with `bf16`); the first `warmup` steps untimed."""
+    model = trained_model(device, bf16)
     optimizer = model.configure_optimizers()
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
     start, seen = 0.0, 0
     for step, (patches, labels, _) in enumerate(batches):
         if step == warmup:
@@ -125,16 +160,17 @@ class _StepClock(L.Callback):
 
 
 def lightning_loop(
-    batches: list[tuple[torch.Tensor, ...]], device: torch.device, warmup: int
+    batches: list[tuple[torch.Tensor, ...]], device: torch.device, warmup: int, bf16: bool = True
 ) -> float:
-    """Segments/s of Lightning (bf16-mixed, channels-last) on the same batches."""
+    """Segments/s of Lightning on the same batches (bf16-mixed + channels-last with `bf16`)."""
     clock = _StepClock(device, warmup)
     trainer = L.Trainer(
-        accelerator=device.type, devices=1, precision="bf16-mixed", max_epochs=1, logger=False,
-        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-        callbacks=[clock], limit_val_batches=0,
+        accelerator=device.type, devices=1, precision="bf16-mixed" if bf16 else "32-true",
+        max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+        enable_model_summary=False, callbacks=[clock], limit_val_batches=0,
     )  # fmt: skip
-    trainer.fit(trained_model(device), train_dataloaders=DataLoader(batches, batch_size=None))
+    model = trained_model(device, bf16)
+    trainer.fit(model, train_dataloaders=DataLoader(batches, batch_size=None))
     return clock.seen / (clock.end - clock.start)
 
 
@@ -156,14 +192,7 @@ def loader_shares(batch_size: int, rows: int, step_s: float, device: torch.devic
     """Loader seconds per batch and share of a step: split resident on the device, and pinned
     host batches from a memory-mapped cache-like array."""
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "patches.f32"
-        data = np.memmap(path, np.float32, "w+", shape=(rows, 96, 64))
-        data[:] = np.random.default_rng(0).standard_normal((rows, 96, 64), dtype=np.float32)
-        data.flush()
-        index = np.arange(rows)
-        dataset = SegmentRows(MappedRows(np.memmap(path, np.float32, "r", shape=data.shape)),
-                              index, index % 4, index // 8)  # fmt: skip
-        sampler = SegmentBatchSampler(rows, batch_size, shuffle=True, seed=0)
+        dataset, sampler = segment_rows(patch_file(Path(tmp), rows), batch_size)
         found = {
             "resident": DeviceBatches(dataset, sampler, device),
             "pinned": DataLoader(
@@ -235,38 +264,35 @@ def gpu_rows(device: torch.device, smoke: bool = False) -> list[list[str]]:
     """The GPU figures as bench table rows (on CPU with `smoke`: toy sizes, same code)."""
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU (smoke)"
     peak = bf16_peak_tflops(name)
-    sizes = (1, 2) if smoke else (32, 256)
+    sizes = (1, 2) if smoke else BATCH_SIZES
+    jobs = SWEEP_JOBS[:2] if smoke else SWEEP_JOBS
+    *tuning, loader, lightning_vs_bare, sweep = figures(sizes, jobs)
     steps, warmup = (2, 1) if smoke else (30, 5)
-    rows, step_s = [], {}
-    for batch_size in sizes:
-        rate = bare_loop(device_batches(batch_size, steps, device), device, warmup)
-        step_s[batch_size] = batch_size / rate
+    rows, batches, rates = [], {}, {}
+    for title, batch_size in zip(tuning, sizes, strict=True):
+        batches[batch_size] = device_batches(batch_size, steps, device)
+        rate = rates[batch_size] = bare_loop(batches[batch_size], device, warmup)
         tflops = rate * TRAIN_FLOP_PER_SEGMENT / 1e12
         share = f"{tflops / peak:.1%} of {peak:g} bf16 peak" if peak else "bf16 peak unknown"
         target = " (target >= 40%)" if batch_size == sizes[-1] else ""
-        rows.append([f"GPU VGGish fine-tuning, bf16-mixed + channels-last, batch {batch_size}",
-                     f"{steps - warmup} steps", "-", f"{rate:,.0f} segments/s",
+        rows.append([title, f"{steps - warmup} steps", "-", f"{rate:,.0f} segments/s",
                      f"{tflops:.1f} TFLOP/s", f"{share}{target}; {name}"])  # fmt: skip
     batch = sizes[0]
-    shares = loader_shares(batch, 64 if smoke else 8192, step_s[batch], device)
-    rows.append([f"GPU loader share of a training step, batch {batch} (target <= 5%)",
-                 f"{step_s[batch] * 1e3:.2f} ms step", f"pinned host {shares['pinned'][1]:.1%}",
+    step_s = batch / rates[batch]
+    shares = loader_shares(batch, 64 if smoke else 8192, step_s, device)
+    rows.append([loader, f"{step_s * 1e3:.2f} ms step", f"pinned host {shares['pinned'][1]:.1%}",
                  f"resident {shares['resident'][1]:.1%}", "-",
                  f"per batch: pinned {shares['pinned'][0] * 1e3:.3f} ms, resident "
                  f"{shares['resident'][0] * 1e3:.3f} ms"])  # fmt: skip
-    batches = device_batches(batch, steps, device)
-    bare = bare_loop(batches, device, warmup)
-    lightning = lightning_loop(batches, device, warmup)
-    rows.append([f"GPU Lightning vs bare loop, batch {batch} (target >= 0.95x)",
-                 f"{steps - warmup} steps", f"{bare:,.0f} segments/s (bare)",
+    bare = rates[batch]  # the fine-tuning row's bare loop, on the same batches
+    lightning = lightning_loop(batches[batch], device, warmup)
+    rows.append([lightning_vs_bare, f"{steps - warmup} steps", f"{bare:,.0f} segments/s (bare)",
                  f"{lightning:,.0f} segments/s (Lightning)", f"{lightning / bare:.2f}x",
                  "same device-resident batches, one process, bf16-mixed"])  # fmt: skip
-    jobs = SWEEP_JOBS[:2] if smoke else SWEEP_JOBS
-    rates = {j: sweep_throughput(j, batch, 0.5 if smoke else 20.0, warmup) for j in jobs}
-    rows.append([f"GPU Table 3 sweep on one GPU, {'/'.join(map(str, jobs))} jobs, batch {batch}",
-                 "segments/s summed", f"{rates[1]:,.0f} (1 job)",
-                 ", ".join(f"{j} jobs {r:,.0f}" for j, r in rates.items() if j > 1),
-                 f"{rates[jobs[-1]] / rates[1]:.2f}x",
+    summed = {j: sweep_throughput(j, batch, 0.5 if smoke else 20.0, warmup) for j in jobs}
+    rows.append([sweep, "segments/s summed", f"{summed[1]:,.0f} (1 job)",
+                 ", ".join(f"{j} jobs {r:,.0f}" for j, r in summed.items() if j > 1),
+                 f"{summed[jobs[-1]] / summed[1]:.2f}x",
                  "one process per job (VGGish + N=200 head, bf16, channels-last); "
                  "common timed window"])  # fmt: skip
     for row in rows:

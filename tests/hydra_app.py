@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
-from segser.entry import composed
+from pathlib import Path
 
-__all__ = ["composed"]
+from segser.entry import CONF_DIR, composed
+
+__all__ = ["composed", "options"]
+
+
+def options(group: str) -> list[str]:
+    """The shipped options of a config group (conf/<group>/*.yaml), sorted, for parametrize."""
+    return sorted(p.stem for p in (Path(CONF_DIR) / group).glob("*.yaml"))

@@ -8,6 +8,25 @@ import sys
 from pathlib import Path
 
 
+def segser_env(
+    tmp_path: Path | None = None, extra_env: dict[str, str] | None = None
+) -> dict[str, str]:
+    """The caller's environment without IEMOCAP_ROOT and W&B settings, so tests see a clean
+    setup; with tmp_path, data and outputs go to tmp_path/data, /outputs."""
+    env = {k: v for k, v in os.environ.items() if k != "IEMOCAP_ROOT" and not k.startswith("WANDB")}
+    if tmp_path is not None:
+        env.update(
+            SEGSER_OUTPUT_DIR=str(tmp_path / "outputs"), SEGSER_DATA_DIR=str(tmp_path / "data")
+        )
+    env.update(extra_env or {})
+    return env
+
+
+def segser_command(module: str, *args: str) -> list[str]:
+    """`python -m module args` with this interpreter."""
+    return [sys.executable, "-m", module, *args]
+
+
 def run_segser(
     module: str,
     *args: str,
@@ -15,21 +34,12 @@ def run_segser(
     timeout: int = 600,
     extra_env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess:
-    """`python -m module args`; with tmp_path, data and outputs go to tmp_path/data, /outputs.
-
-    IEMOCAP_ROOT and W&B settings of the caller's shell are dropped, so tests see a clean setup.
-    """
-    env = {k: v for k, v in os.environ.items() if k != "IEMOCAP_ROOT" and not k.startswith("WANDB")}
-    if tmp_path is not None:
-        env.update(
-            SEGSER_OUTPUT_DIR=str(tmp_path / "outputs"), SEGSER_DATA_DIR=str(tmp_path / "data")
-        )
-    env.update(extra_env or {})
+    """`python -m module args` to the end, in segser_env(tmp_path, extra_env)."""
     return subprocess.run(
-        [sys.executable, "-m", module, *args],
+        segser_command(module, *args),
         capture_output=True,
         text=True,
-        env=env,
+        env=segser_env(tmp_path, extra_env),
         timeout=timeout,
         check=False,
     )

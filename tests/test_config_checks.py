@@ -9,10 +9,10 @@ import pytest
 
 from segser.config_checks import check_config
 from segser.errors import SegserError
-from tests.hydra_app import composed
+from tests.hydra_app import composed, options
 from tests.segser_cli import run_segser
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
+GROUPS = ("experiment", "split", "segmentation", "dataset")  # every shipped option of each
 
 # (overrides, the key the error must name, words of its allowed range)
 BAD_VALUES = [
@@ -52,10 +52,7 @@ def test_window_bound_follows_the_feature_settings() -> None:
 @pytest.mark.parametrize(
     "overrides",
     [[]]
-    + [[f"experiment={p.stem}"] for p in sorted((CONF / "experiment").glob("*.yaml"))]
-    + [[f"split={p.stem}"] for p in sorted((CONF / "split").glob("*.yaml"))]
-    + [[f"segmentation={p.stem}"] for p in sorted((CONF / "segmentation").glob("*.yaml"))]
-    + [[f"dataset={p.stem}"] for p in sorted((CONF / "dataset").glob("*.yaml"))]
+    + [[f"{group}={option}"] for group in GROUPS for option in options(group)]
     + [["backbone=baseline"], ["head=logits"]],
 )
 def test_shipped_configs_pass(overrides: list[str]) -> None:

@@ -11,12 +11,9 @@ from hydra.utils import instantiate
 from segser.components import build_callbacks, build_loggers, model_config
 from segser.entry import CONF_DIR
 from segser.models.factory import build_classifier
+from tests.hydra_app import options
 
 CONF = Path(CONF_DIR)
-
-
-def options(group: str) -> list[str]:
-    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
 
 
 def composed(overrides: list[str], config_name: str = "train"):

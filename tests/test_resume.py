@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
 import random
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -19,7 +17,7 @@ from lightning.pytorch.callbacks import EarlyStopping
 
 from segser.errors import SegserError
 from segser.resume import AtomicCheckpointIO, ResumeState, resume_from
-from tests.segser_cli import run_segser
+from tests.segser_cli import run_segser, segser_command, segser_env
 
 TRAIN = [
     "experiment=demo",
@@ -137,12 +135,6 @@ def test_a_run_resumed_from_an_epoch_end_draws_that_epoch_s_batches(tmp_path: Pa
     assert (run_dir / "predictions.csv").read_text() == expected
 
 
-def environment(tmp_path: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k != "IEMOCAP_ROOT" and not k.startswith("WANDB")}
-    env.update(SEGSER_OUTPUT_DIR=str(tmp_path / "outputs"), SEGSER_DATA_DIR=str(tmp_path / "data"))
-    return env
-
-
 @pytest.mark.slow  # three real training processes: about a minute on 2 busy cores
 def test_a_run_killed_with_sigkill_resumes_to_the_same_metrics(tmp_path: Path) -> None:
     reference = run_segser(
@@ -150,9 +142,9 @@ def test_a_run_killed_with_sigkill_resumes_to_the_same_metrics(tmp_path: Path) -
     )
     assert reference.returncode == 0, reference.stderr[-3000:]
     run_dir = tmp_path / "killed"
-    command = [sys.executable, "-m", "segser.train", *TRAIN, f"hydra.run.dir={run_dir}"]
+    command = segser_command("segser.train", *TRAIN, f"hydra.run.dir={run_dir}")
     process = subprocess.Popen(
-        command, env=environment(tmp_path), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        command, env=segser_env(tmp_path), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     last = run_dir / "checkpoints" / "last.ckpt"
     try:

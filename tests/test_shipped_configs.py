@@ -13,19 +13,13 @@ import torch
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
 from segser.components import build_callbacks, feature_settings, read_corpus
-from segser.entry import CONF_DIR
 from segser.metrics.collection import ACCURACY_NAMES
 from tests.data.test_iemocap import EXPECTED, iemocap_root  # noqa: F401 (a fixture)
-from tests.hydra_app import composed
+from tests.hydra_app import composed, options
 
-CONF = Path(CONF_DIR)
 CLASSES = ["angry", "happy", "sad", "neutral"]
 # The usual IEMOCAP 4-class set: excited is merged into happy (NOTES.md; 1636 = hap + exc).
 IEMOCAP_4_CLASSES = {"ang": "angry", "hap": "happy", "exc": "happy", "sad": "sad", "neu": "neutral"}
-
-
-def options(group: str) -> list[str]:
-    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
 
 
 def test_iemocap_label_map_is_the_four_class_set() -> None:
