@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torchaudio.functional as AF
-from bench_gpu import sync
+from bench_loops import sync
 from torchvggish import vggish_input
 
 from segser.data.clip_patches import clip_patches, clips_patches

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from bench_gpu import bare_loop, lightning_loop, patch_file, segment_rows
+from bench_loops import bare_loop, lightning_loop, patch_file, segment_rows
 from torch.utils.data import DataLoader, Dataset
 
 ROWS = 8192
