@@ -114,7 +114,9 @@ def test_streamed_resampling_equals_whole_signal_resampling(orig_hz, new_hz, blo
     np.testing.assert_array_equal(streamed, whole)  # the same samples, not just close ones
 
 
-@pytest.mark.parametrize(("window", "hop"), [(1.0, 0.5), (1.0, 1.0), (0.5, 1.0), (0.96, 0.25)])
+@pytest.mark.parametrize(
+    ("window", "hop"), [(1.0, 0.5), (1.0, 1.0), (0.5, 1.0), (0.96, 0.25), (0.3, 0.7)]
+)
 @pytest.mark.parametrize("length", [1, 15_999, 16_000, 40_001])
 @pytest.mark.parametrize("block", [333, 16_000])
 @pytest.mark.parametrize("tail", ["pad", "stop"])

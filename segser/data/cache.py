@@ -24,11 +24,12 @@ from segser.data.cache_entry import (
     BrokenEntry,
     build_progress,
     checkpoint_build,
+    finish_build,
     map_rows,
     open_or_build,
     read_arrays,
     read_json,
-    write_json_atomically,
+    resume_build,
 )
 from segser.data.clip_patches import clips_patches
 from segser.data.clips import BadClipPolicy, Clip
@@ -131,23 +132,12 @@ def _patches_for_clips(
     return results
 
 
-def _resumable_state(progress_path: Path, data_path: Path, row_bytes: int, clips: int) -> dict:
-    """A killed build's checkpoint if it is whole and its rows are on disk; else a fresh start."""
-    fresh = {"clips_done": 0, "row_clip": [], "row_segment": [], "skipped": {}}
-    if not progress_path.exists():
-        return fresh
-    try:
-        state = read_json(progress_path)
-        rows = len(state["row_clip"])
-        if not 0 <= state["clips_done"] <= clips or rows != len(state["row_segment"]):
-            raise BrokenEntry("progress.json does not fit the clip table")
-        if not data_path.exists() or data_path.stat().st_size < rows * row_bytes:
-            raise BrokenEntry("patches.f32 is shorter than its checkpoint")
-    except (BrokenEntry, KeyError, TypeError) as error:
-        log.warning("%s: cannot resume the cache build (%s); starting over", progress_path, error)
-        return fresh
-    log.info("Resuming the feature cache build at clip %d/%d", state["clips_done"], clips)
-    return state
+def _checkpointed_rows(state: dict, clips: int) -> int:
+    """Rows a patch build's checkpoint holds; BrokenEntry unless it fits the clip table."""
+    rows = len(state["row_clip"])
+    if not 0 <= state["clips_done"] <= clips or rows != len(state["row_segment"]):
+        raise BrokenEntry("progress.json does not fit the clip table")
+    return rows
 
 
 def _build(
@@ -162,16 +152,16 @@ def _build(
     progress_path = partial / "progress.json"
     row_bytes = features.frames_per_patch * features.num_mel_bins * 4
     data_path = partial / "patches.f32"
-    state = _resumable_state(progress_path, data_path, row_bytes, len(clips))
-    with open(data_path, "ab") as handle:
-        handle.truncate(
-            len(state["row_clip"]) * row_bytes
-        )  # drop rows written after the checkpoint
+    fresh = {"clips_done": 0, "row_clip": [], "row_segment": [], "skipped": {}}
+    state = resume_build(
+        progress_path,
+        data_path,
+        row_bytes,
+        fresh,
+        lambda checkpoint: _checkpointed_rows(checkpoint, len(clips)),
+        "feature cache",
+    )
     patcher = LogMelPatcher(features)
-
-    def checkpoint(handle) -> None:
-        checkpoint_build(handle, progress_path, state)
-
     with open(data_path, "ab") as handle, build_progress("feature cache") as bar:
         task = bar.add_task("clips", total=len(clips), completed=state["clips_done"])
         checkpointed = state["clips_done"]
@@ -183,7 +173,7 @@ def _build(
             for index, (clip, patches) in enumerate(zip(group, found, strict=True), start=first):
                 if isinstance(patches, BadClipError):
                     if on_bad_clip != "skip":
-                        checkpoint(handle)  # the clips before it are kept
+                        checkpoint_build(handle, progress_path, state)  # keep the clips before
                         raise patches
                     log.warning("skipping %s", patches)
                     state["skipped"][clip.clip_id] = str(patches)
@@ -193,10 +183,10 @@ def _build(
                     state["row_segment"].extend(range(len(patches)))
                 state["clips_done"] = index + 1
             if state["clips_done"] - checkpointed >= PROGRESS_EVERY_CLIPS:
-                checkpoint(handle)
+                checkpoint_build(handle, progress_path, state)
                 checkpointed = state["clips_done"]
             bar.advance(task, len(group))
-        checkpoint(handle)
+        checkpoint_build(handle, progress_path, state)
 
     np.savez(
         partial / "index.npz",
@@ -213,8 +203,7 @@ def _build(
         "segmentation": asdict(segmentation),
         "features": asdict(features),
     }
-    write_json_atomically(partial / "meta.json", meta)
-    progress_path.unlink()
+    finish_build(progress_path, meta)
 
 
 def build_or_open_cache(

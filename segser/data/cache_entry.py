@@ -2,9 +2,10 @@
 
 An entry is a folder `<cache_dir>/<key>/` whose key hashes everything its contents depend on.
 It is built in `<key>.partial/` under the file lock `<key>.lock` and appears with one atomic
-rename, so readers see a whole entry or none. Every open checks the entry (`open_entry` raises
-BrokenEntry on anything off: unreadable JSON or index, wrong byte size); a broken entry is
-logged in one line and rebuilt under the lock, never read. Two processes asking for the same
+rename, so readers see a whole entry or none. A killed build resumes from its last checkpoint
+(`progress.json`) when that fits the rows on disk. Every open checks the entry (`open_entry`
+raises BrokenEntry on anything off: unreadable JSON or index, wrong byte size); a broken entry
+is logged in one line and rebuilt under the lock, never read. Two processes asking for the same
 entry at once end with one valid entry: the second waits for the lock, then opens the first's.
 """
 
@@ -56,11 +57,46 @@ def build_progress(what: str) -> Progress:
     )
 
 
+def resume_build(
+    progress_path: Path,
+    data_path: Path,
+    row_bytes: int,
+    fresh: dict[str, Any],
+    rows_on_disk: Callable[[dict[str, Any]], int],
+    what: str,
+) -> dict[str, Any]:
+    """A killed build's checkpointed state if it fits and its rows are on disk, else `fresh`;
+    the data file is cut to that state's rows. `rows_on_disk(state)` raises on a misfit."""
+    state, rows = fresh, 0
+    if progress_path.exists():
+        try:
+            checkpoint = read_json(progress_path)
+            kept = rows_on_disk(checkpoint)
+            if not data_path.exists() or data_path.stat().st_size < kept * row_bytes:
+                raise BrokenEntry(f"{data_path.name} is shorter than its checkpoint")
+        except (BrokenEntry, KeyError, TypeError, ValueError, OSError) as error:
+            log.warning(
+                "%s: cannot resume the %s build (%s); starting over", progress_path, what, error
+            )
+        else:
+            state, rows = checkpoint, kept
+            log.info("Resuming the %s build from its checkpoint: %d rows kept", what, rows)
+    with open(data_path, "ab") as handle:
+        handle.truncate(rows * row_bytes)  # drop rows written after the checkpoint
+    return state
+
+
 def checkpoint_build(handle: Any, progress_path: Path, state: dict[str, Any]) -> None:
     """Flush the rows appended so far to disk, then record the state a killed build resumes from."""
     handle.flush()
     os.fsync(handle.fileno())
     write_json_atomically(progress_path, state)
+
+
+def finish_build(progress_path: Path, meta: dict[str, Any]) -> None:
+    """Write the finished build's meta.json beside its checkpoint, which it no longer needs."""
+    write_json_atomically(progress_path.with_name("meta.json"), meta)
+    progress_path.unlink()
 
 
 def read_arrays(path: Path, lengths: dict[str, int]) -> dict[str, np.ndarray]:

@@ -22,7 +22,8 @@ import torch.nn.functional as F
 
 from segser.data.audio import resample
 from segser.data.features import LogMelPatcher, LogMelSettings
-from segser.data.segmentation import SegmentationSettings, Tail, segment_starts_seconds
+from segser.data.segmentation import SegmentationSettings, Tail, _to_samples
+from segser.data.segmentation import segment_start_samples as _start_samples
 
 # Frames per FFT block: ~80 s of audio, ~40 MB of work space, long enough to amortise overhead.
 BLOCK_FRAMES = 8192
@@ -35,14 +36,8 @@ def segment_start_samples(
     num_samples: int, sample_rate: int, segmentation: SegmentationSettings
 ) -> np.ndarray:
     """Start sample of every segment, from segmentation's own rule (its tail rule included)."""
-    starts = segment_starts_seconds(
-        num_samples,
-        sample_rate,
-        segmentation.window_seconds,
-        segmentation.hop_seconds,
-        segmentation.tail,
-    )
-    return np.rint(np.asarray(starts, dtype=np.float64) * sample_rate).astype(np.int64)
+    window, hop, tail = segmentation.window_seconds, segmentation.hop_seconds, segmentation.tail
+    return np.asarray(_start_samples(num_samples, sample_rate, window, hop, tail), dtype=np.int64)
 
 
 def _padded_span(waveform: torch.Tensor, begin: int, end: int) -> torch.Tensor:
@@ -53,12 +48,22 @@ def _padded_span(waveform: torch.Tensor, begin: int, end: int) -> torch.Tensor:
 
 def _check_window(segmentation: SegmentationSettings, patcher: LogMelPatcher) -> None:
     s = patcher.settings
-    window = round(segmentation.window_seconds * s.sample_rate_hz)
+    window = _to_samples(segmentation.window_seconds, s.sample_rate_hz, "window_seconds")
     if window < s.patch_samples:
         raise ValueError(
             f"window_seconds={segmentation.window_seconds} is shorter than one patch "
             f"({s.patch_samples} samples at {s.sample_rate_hz} Hz)"
         )
+
+
+def _checked_starts(
+    waveform: torch.Tensor, patcher: LogMelPatcher, segmentation: SegmentationSettings
+) -> np.ndarray:
+    """Segment start samples of a 1-D clip at the patcher's rate; ValueError for a bad clip."""
+    if waveform.ndim != 1:
+        raise ValueError(f"expected a 1-D waveform, got shape {tuple(waveform.shape)}")
+    _check_window(segmentation, patcher)
+    return segment_start_samples(waveform.shape[0], patcher.settings.sample_rate_hz, segmentation)
 
 
 def iter_clip_patches(
@@ -68,12 +73,9 @@ def iter_clip_patches(
     block_frames: int = BLOCK_FRAMES,
 ) -> Iterator[torch.Tensor]:
     """Patches [s, 96, 64] of consecutive segments of a 1-D clip at the patcher's rate."""
-    if waveform.ndim != 1:
-        raise ValueError(f"expected a 1-D waveform, got shape {tuple(waveform.shape)}")
-    _check_window(segmentation, patcher)
+    starts = _checked_starts(waveform, patcher, segmentation)
     s = patcher.settings
     hop, frames_per_patch = s.stft_hop_samples, s.frames_per_patch
-    starts = segment_start_samples(waveform.shape[0], s.sample_rate_hz, segmentation)
     audio = waveform if waveform.is_floating_point() else waveform.float()
     if np.any(starts % hop):  # segments do not share frames: one FFT pass per segment
         offsets = torch.arange(s.patch_samples, device=audio.device)
@@ -123,8 +125,7 @@ def clip_patches(
 
 
 class FrameSpan(NamedTuple):
-    """A clip's samples from its first segment's start (at most to its last frame's end), and
-    each segment's first frame counted from there."""
+    """A clip's samples (at most to its last frame's end) and each segment's first frame."""
 
     samples: torch.Tensor
     start_frames: np.ndarray
@@ -139,19 +140,17 @@ class FrameSpan(NamedTuple):
 def _shared_frame_span(
     waveform: torch.Tensor, patcher: LogMelPatcher, segmentation: SegmentationSettings
 ) -> FrameSpan | None:
-    """The clip's FrameSpan when its segments share frames; None when they do not or there are
-    none (clip_patches handles those)."""
-    if waveform.ndim != 1:
-        raise ValueError(f"expected a 1-D waveform, got shape {tuple(waveform.shape)}")
+    """The clip's FrameSpan when its segments share frames; None when they do not (clip_patches
+    handles those)."""
+    starts = _checked_starts(waveform, patcher, segmentation)
     s = patcher.settings
     hop = s.stft_hop_samples
-    starts = segment_start_samples(waveform.shape[0], s.sample_rate_hz, segmentation)
-    if len(starts) == 0 or np.any(starts % hop):
+    if np.any(starts % hop):
         return None
-    start_frames = (starts - starts[0]) // hop
+    start_frames = starts // hop
     span = (int(start_frames[-1]) + s.frames_per_patch - 1) * hop + s.stft_window_samples
     audio = waveform if waveform.is_floating_point() else waveform.float()
-    return FrameSpan(audio[int(starts[0]) : int(starts[0]) + span], start_frames)
+    return FrameSpan(audio[:span], start_frames)
 
 
 def _joined_patches(spans: list[FrameSpan], patcher: LogMelPatcher) -> list[torch.Tensor]:

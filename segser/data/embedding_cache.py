@@ -26,10 +26,11 @@ from segser.data.cache_entry import (
     BrokenEntry,
     build_progress,
     checkpoint_build,
+    finish_build,
     map_rows,
     open_or_build,
     read_json,
-    write_json_atomically,
+    resume_build,
 )
 
 log = logging.getLogger("segser")
@@ -77,18 +78,11 @@ class EmbeddingCache:
         return cls(directory, map_rows(directory / "embeddings.f32", rows, (dim,), np.float32))
 
 
-def _rows_to_resume(progress_path: Path, data_path: Path, row_bytes: int, total: int) -> int:
-    """Rows a killed build has safely on disk, or 0 when its checkpoint cannot be trusted."""
-    if not progress_path.exists():
-        return 0
-    try:
-        rows = int(read_json(progress_path)["rows_done"])
-        if not 0 <= rows <= total or data_path.stat().st_size < rows * row_bytes:
-            raise BrokenEntry("the checkpoint is ahead of embeddings.f32")
-    except (BrokenEntry, KeyError, TypeError, ValueError, OSError) as error:
-        log.warning("%s: cannot resume the embedding build (%s); restarting", progress_path, error)
-        return 0
-    log.info("Resuming the embedding cache build at row %d/%d", rows, total)
+def _checkpointed_rows(state: dict, total: int) -> int:
+    """Rows an embedding build's checkpoint holds (read as an int); BrokenEntry unless in range."""
+    rows = state["rows_done"] = int(state["rows_done"])
+    if not 0 <= rows <= total:
+        raise BrokenEntry("progress.json does not fit the patch rows")
     return rows
 
 
@@ -101,9 +95,14 @@ def _build(
     data_path = partial / "embeddings.f32"
     total = len(patches.patches)
     dim = int(backbone.embedding_dim)
-    state = {"rows_done": _rows_to_resume(progress_path, data_path, dim * 4, total)}
-    with open(data_path, "ab") as handle:
-        handle.truncate(state["rows_done"] * dim * 4)  # drop rows written after the checkpoint
+    state = resume_build(
+        progress_path,
+        data_path,
+        dim * 4,
+        {"rows_done": 0},
+        lambda checkpoint: _checkpointed_rows(checkpoint, total),
+        "embedding cache",
+    )
     was_training = backbone.training
     backbone.eval()
     try:
@@ -132,8 +131,7 @@ def _build(
         "backbone": repr(backbone),
         "weights_sha256": weights,
     }
-    write_json_atomically(partial / "meta.json", meta)
-    progress_path.unlink()
+    finish_build(progress_path, meta)
 
 
 def build_or_open_embeddings(

@@ -65,6 +65,19 @@ def count_segments(
     return min(starts_inside, math.ceil(max(num_samples - window, 0) / hop) + 1)
 
 
+def segment_start_samples(
+    num_samples: int,
+    sample_rate: int,
+    window_seconds: float,
+    hop_seconds: float,
+    tail: Tail = "pad",
+) -> range:
+    """Start sample of each segment: every hop from 0, as many as count_segments gives."""
+    hop = _to_samples(hop_seconds, sample_rate, "hop_seconds")
+    count = count_segments(num_samples, sample_rate, window_seconds, hop_seconds, tail)
+    return range(0, count * hop, hop)
+
+
 def segment_starts_seconds(
     num_samples: int,
     sample_rate: int,
@@ -73,9 +86,8 @@ def segment_starts_seconds(
     tail: Tail = "pad",
 ) -> list[float]:
     """Start time of each segment; segment i covers [start, start + window_seconds)."""
-    hop = _to_samples(hop_seconds, sample_rate, "hop_seconds")
-    count = count_segments(num_samples, sample_rate, window_seconds, hop_seconds, tail)
-    return [i * hop / sample_rate for i in range(count)]
+    starts = segment_start_samples(num_samples, sample_rate, window_seconds, hop_seconds, tail)
+    return [start / sample_rate for start in starts]
 
 
 def segment_waveform(

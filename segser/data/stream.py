@@ -12,9 +12,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from segser.data.audio import AudioInfo, read_blocks, stream_resampler
-from segser.data.segmentation import Tail, check_tail, segment_waveform
+from segser.data.segmentation import Tail, check_tail, count_segments
 from segser.errors import BadClipError
 
 # Extensions a folder scan picks up: the common containers libsndfile reads.
@@ -61,18 +62,17 @@ class SegmentCutter:
 
     def finish(self) -> torch.Tensor:
         """Segments left at the end under the tail rule: zero-padded past the clip's end."""
-        empty = self.buffer.new_zeros(0, self.window)
-        if self.next_segment * self.hop >= self.received or self.buffer.numel() == 0:
-            return empty
-        last_end = (self.next_segment - 1) * self.hop + self.window
-        if self.tail == "stop" and self.next_segment > 0 and last_end >= self.received:
-            return empty  # the last window emitted already reached the end
-        segments = segment_waveform(
-            self.buffer, self.sample_rate, self.window_seconds, self.hop_seconds, self.tail
-        )
-        self.next_segment += segments.shape[0]
+        rule = (self.sample_rate, self.window_seconds, self.hop_seconds, self.tail)
+        remaining = count_segments(self.received, *rule) - self.next_segment if self.received else 0
+        if remaining <= 0:
+            return self.buffer.new_zeros(0, self.window)
+        # The buffer holds the clip from segment next_segment's start on; zeros pad its end.
+        needed = (remaining - 1) * self.hop + self.window
+        covered = self.buffer[:needed]
+        segments = F.pad(covered, (0, needed - covered.shape[0])).unfold(0, self.window, self.hop)
+        self.next_segment += remaining
         self.buffer = self.buffer.new_zeros(0)
-        return segments
+        return segments.contiguous()
 
 
 @dataclass(frozen=True)

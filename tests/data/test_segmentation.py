@@ -5,7 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from segser.data.segmentation import count_segments, segment_starts_seconds, segment_waveform
+from segser.data.segmentation import (
+    count_segments,
+    segment_start_samples,
+    segment_starts_seconds,
+    segment_waveform,
+)
 
 SR = 16000
 
@@ -55,6 +60,17 @@ def test_zero_hop_is_rejected() -> None:
 def test_segment_starts_seconds() -> None:
     starts = segment_starts_seconds(round(4.3 * SR), SR, 1.0, 0.5)
     assert starts == pytest.approx([0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0])
+
+
+def test_segment_start_samples_are_whole_hops() -> None:
+    assert list(segment_start_samples(round(4.3 * SR), SR, 1.0, 0.5)) == [
+        i * 8000 for i in range(9)
+    ]
+    assert list(segment_start_samples(round(4.3 * SR), SR, 1.0, 0.5, tail="stop")) == [
+        i * 8000 for i in range(8)
+    ]
+    # 0.3337 s is 5339 samples: 3 s + 17 samples holds 9 starts (9 * 5339 = 48051 > 48017).
+    assert list(segment_start_samples(3 * SR + 17, SR, 1.0, 0.3337)) == [i * 5339 for i in range(9)]
 
 
 def _expected_segments(
