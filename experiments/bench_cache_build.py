@@ -20,10 +20,10 @@ from bench_feature_range import speechlike
 BUILD = """
 import json, shutil, sys, time
 from pathlib import Path
-from segser.data.cache import build_or_open_cache
-from segser.data.clips import Clip
-from segser.data.features import LogMelSettings
-from segser.data.segmentation import SegmentationSettings
+from segser.data.cache.patches import build_or_open_cache
+from segser.data.corpora.clips import Clip
+from segser.data.logmel.features import LogMelSettings
+from segser.data.signal.segmentation import SegmentationSettings
 import soundfile as sf
 wav_dir, cache_dir = Path(sys.argv[1]), Path(sys.argv[2])
 shutil.rmtree(cache_dir, ignore_errors=True)

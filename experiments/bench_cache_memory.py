@@ -20,10 +20,10 @@ ONE_PASS = """
 import json, resource, sys, time
 from functools import partial
 from pathlib import Path
-from segser.data.segmentation import SegmentationSettings
+from segser.data.signal.segmentation import SegmentationSettings
 from segser.data.datamodule import SegmentDataModule
-from segser.data.demo import read_demo_corpus
-from segser.data.features import LogMelSettings
+from segser.data.corpora.demo import read_demo_corpus
+from segser.data.logmel.features import LogMelSettings
 from segser.data.splits import random_split
 
 clips_n, work = int(sys.argv[1]), Path(sys.argv[2])

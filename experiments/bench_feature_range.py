@@ -21,9 +21,9 @@ import torchaudio.functional as AF
 from bench_loops import sync
 from torchvggish import vggish_input
 
-from segser.data.clip_patches import clip_patches, clips_patches
-from segser.data.features import LogMelPatcher
-from segser.data.segmentation import SegmentationSettings, segment_waveform
+from segser.data.logmel.clip_patches import clip_patches, clips_patches
+from segser.data.logmel.features import LogMelPatcher
+from segser.data.signal.segmentation import SegmentationSettings, segment_waveform
 
 RATE = 16000
 SEGMENTATION = SegmentationSettings(1.0, 0.5)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from segser.data.clips import Clip
+from segser.data.corpora.clips import Clip
 from segser.data.splits import ClipSplit
 
 C_GRID = (1e-3, 1e-2, 1e-1, 1.0)

@@ -25,7 +25,7 @@ from sklearn.preprocessing import StandardScaler
 from torchvggish import vggish_input, vggish_params
 
 from segser.components import read_corpus
-from segser.data.clips import Clip
+from segser.data.corpora.clips import Clip
 from segser.data.splits import speaker_folds
 from segser.entry import composed
 from segser.models.yamnet import LAYER_CHANNELS, YAMNet

@@ -15,12 +15,13 @@ from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from segser.data.clips import Clip, label_counts
+from segser.data.corpora.clips import Clip, label_counts
 from segser.data.datamodule import SegmentDataModule
-from segser.data.features import LogMelSettings
+from segser.data.logmel.features import LogMelSettings
+from segser.data.signal.segmentation import segmentation_settings
 from segser.data.splits import ClipSplit
 from segser.errors import SegserError
-from segser.models.checkpoint import MODEL_KEYS, segmentation_settings
+from segser.models.checkpoint import MODEL_KEYS
 
 log = logging.getLogger("segser")
 

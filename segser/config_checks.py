@@ -16,8 +16,8 @@ from typing import Any
 from hydra.utils import get_class
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from segser.data.features import LogMelSettings
-from segser.data.segmentation import TAILS
+from segser.data.logmel.features import LogMelSettings
+from segser.data.signal.segmentation import TAILS
 from segser.data.splits import check_ratios
 from segser.errors import SegserError
 from segser.models.backbone import Backbone, check_features

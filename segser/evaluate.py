@@ -21,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from segser.components import build_datamodule, read_corpus
 from segser.config_checks import check_config
-from segser.data.clips import Clip
+from segser.data.corpora.clips import Clip
 from segser.data.splits import ClipSplit
 from segser.entry import CONF_DIR, report_user_errors, run_dir
 from segser.errors import SegserError

@@ -29,7 +29,7 @@ from segser.components import (
     read_corpus,
 )
 from segser.config_checks import check_config
-from segser.data.clips import Clip
+from segser.data.corpora.clips import Clip
 from segser.data.datamodule import SegmentDataModule
 from segser.entry import CONF_DIR, in_multirun, report_user_errors, run_dir
 from segser.models.checkpoint import RunRecorder

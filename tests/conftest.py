@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from segser.data.clips import Clip
+from segser.data.corpora.clips import Clip
 
 SHARED_EMODB = Path(__file__).resolve().parents[2] / "shared" / "data" / "emodb-2s" / "wav"
 CLASSES = ["angry", "happy", "sad", "neutral"]

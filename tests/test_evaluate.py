@@ -12,7 +12,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from segser.data.clips import Clip
+from segser.data.corpora.clips import Clip
 from segser.errors import SegserError
 from segser.evaluate import clips_to_test, corpus_choice, evaluate
 from segser.models.checkpoint import RUN_KEY, RunRecord, load_trained

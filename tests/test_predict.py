@@ -17,10 +17,10 @@ import torchaudio.functional as AF
 from hydra import compose, initialize_config_dir
 
 import segser.predict as predict_module
-from segser.data.audio import resample, stream_resampler
-from segser.data.clip_patches import segment_patches
-from segser.data.segmentation import count_segments, segment_waveform
-from segser.data.stream import SegmentCutter
+from segser.data.logmel.clip_patches import segment_patches
+from segser.data.signal.audio import resample, stream_resampler
+from segser.data.signal.segmentation import count_segments, segment_waveform
+from segser.data.signal.stream import SegmentCutter
 from segser.entry import CONF_DIR
 from segser.metrics.clip_accuracy import clip_votes
 from segser.models.checkpoint import load_classifier

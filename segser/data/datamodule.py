@@ -16,11 +16,11 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from segser.data.batches import DeviceBatches, MappedRows, SegmentBatchSampler, SegmentRows
-from segser.data.cache import PatchCache, build_or_open_cache
-from segser.data.clips import Clip
-from segser.data.embedding_cache import EmbeddingCache, build_or_open_embeddings
-from segser.data.features import LogMelSettings
-from segser.data.segmentation import SegmentationSettings
+from segser.data.cache.embeddings import EmbeddingCache, build_or_open_embeddings
+from segser.data.cache.patches import PatchCache, build_or_open_cache
+from segser.data.corpora.clips import Clip
+from segser.data.logmel.features import LogMelSettings
+from segser.data.signal.segmentation import SegmentationSettings
 from segser.data.splits import ClipSplit, SplitFunction
 from segser.errors import SegserError
 

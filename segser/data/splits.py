@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from segser.data.clips import Clip
+from segser.data.corpora.clips import Clip
 from segser.errors import SegserError
 
 RATIO_TOLERANCE = 1e-6  # split.ratios must sum to 1 within this

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import inspect
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,8 +18,8 @@ import lightning as L
 import torch
 from hydra.utils import get_object
 
-from segser.data.features import LogMelSettings
-from segser.data.segmentation import SegmentationSettings
+from segser.data.logmel.features import LogMelSettings
+from segser.data.signal.segmentation import SegmentationSettings, segmentation_settings
 from segser.errors import SegserError
 from segser.models.factory import build_classifier
 from segser.models.module import SegmentEmotionClassifier
@@ -190,16 +189,6 @@ def run_record(checkpoint: dict[str, Any], where: str) -> RunRecord | None:
             raise SegserError(f"{where}: {RUN_KEY}.clips.{name} must map clip ids to labels.")
     check_targets(dataset, f"{where}: {RUN_KEY}.dataset")
     return RunRecord(dataset, _entry(stored, "split", dict, where), clips)
-
-
-def segmentation_settings(segmentation: Mapping[str, Any]) -> SegmentationSettings:
-    """From a config or a checkpoint's; no `tail`: checkpoints saved before the option, cut
-    with `pad`."""
-    return SegmentationSettings(
-        float(segmentation["window_seconds"]),
-        float(segmentation["hop_seconds"]),
-        str(segmentation.get("tail", "pad")),
-    )
 
 
 def load_trained(path: str | Path) -> TrainedModel:

@@ -2,8 +2,9 @@
 
 Per file: <stem>.segments.csv (a row per segment), <stem>.json (the file's clip decisions) and
 <stem>.timeline.png; summary.csv for the run (a row per file). Rows stream to disk as they come.
-Recordings of any length stream through in bounded memory (segser.data.stream), cut exactly as
-training cut its clips, so a file's predictions equal the model on segment_patches(whole file).
+Recordings of any length stream through in bounded memory (segser.data.signal.stream), cut
+exactly as training cut its clips, so a file's predictions equal the model on
+segment_patches(whole file).
 """
 
 from __future__ import annotations
@@ -22,10 +23,10 @@ import torch
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-from segser.data.audio import AudioInfo, audio_info
-from segser.data.features import LogMelPatcher
-from segser.data.segmentation import count_segments
-from segser.data.stream import find_audio, stream_segments
+from segser.data.logmel.features import LogMelPatcher
+from segser.data.signal.audio import AudioInfo, audio_info
+from segser.data.signal.segmentation import count_segments
+from segser.data.signal.stream import find_audio, stream_segments
 from segser.entry import output_root
 from segser.errors import SegserError
 from segser.metrics.clip_accuracy import clip_votes, decision_name, segment_predictions

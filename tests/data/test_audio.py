@@ -9,7 +9,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from segser.data.audio import audio_duration_seconds, load_audio
+from segser.data.signal.audio import audio_duration_seconds, load_audio
 from segser.errors import BadClipError
 
 

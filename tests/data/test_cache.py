@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from segser.data import cache as cache_module
-from segser.data.cache import build_or_open_cache
-from segser.data.clips import Clip
-from segser.data.features import LogMelSettings
-from segser.data.segmentation import SegmentationSettings
+from segser.data.cache import patches as cache_module
+from segser.data.cache.patches import build_or_open_cache
+from segser.data.corpora.clips import Clip
+from segser.data.logmel.features import LogMelSettings
+from segser.data.signal.segmentation import SegmentationSettings
 from segser.errors import BadClipError
 
 SEGMENTATION = SegmentationSettings(window_seconds=1.0, hop_seconds=0.5)
@@ -24,7 +24,7 @@ FEATURES = LogMelSettings()
 
 def test_cache_matches_direct_patches_and_is_memory_mapped(tone_clips, tmp_path: Path) -> None:
     from segser.data import segment_patches
-    from segser.data.audio import load_audio
+    from segser.data.signal.audio import load_audio
 
     cache = build_or_open_cache(tone_clips, tmp_path / "cache", SEGMENTATION, FEATURES)
     assert isinstance(cache.patches, np.memmap)
@@ -61,10 +61,10 @@ def test_settings_change_the_key(tone_clips, tmp_path: Path) -> None:
 BUILD_SLOWLY = """
 import sys, time
 from pathlib import Path
-from segser.data import cache
-from segser.data.clips import Clip
-from segser.data.features import LogMelSettings
-from segser.data.segmentation import SegmentationSettings
+from segser.data.cache import patches as cache
+from segser.data.corpora.clips import Clip
+from segser.data.logmel.features import LogMelSettings
+from segser.data.signal.segmentation import SegmentationSettings
 cache.PROGRESS_EVERY_CLIPS = 2
 cache.CLIPS_PER_GROUP = 2
 compute = cache._patches_for_clips
@@ -131,7 +131,7 @@ def test_bad_clip_fails_or_is_skipped(tone_clips, tmp_path: Path) -> None:
 def _direct_patches(clip: Clip, segmentation: SegmentationSettings = SEGMENTATION) -> np.ndarray:
     """Independent reference: the clip's patches computed without the cache."""
     from segser.data import segment_patches
-    from segser.data.audio import load_audio
+    from segser.data.signal.audio import load_audio
 
     window, hop, tail = segmentation.window_seconds, segmentation.hop_seconds, segmentation.tail
     patches = segment_patches(load_audio(clip.path), 16000, window=window, hop=hop, tail=tail)
@@ -241,10 +241,10 @@ def test_a_cache_built_with_skip_is_refused_under_fail(tone_clips, tmp_path: Pat
 BUILD_TOGETHER = """
 import os, sys, time
 from pathlib import Path
-from segser.data import cache
-from segser.data.clips import Clip
-from segser.data.features import LogMelSettings
-from segser.data.segmentation import SegmentationSettings
+from segser.data.cache import patches as cache
+from segser.data.corpora.clips import Clip
+from segser.data.logmel.features import LogMelSettings
+from segser.data.signal.segmentation import SegmentationSettings
 compute = cache._patches_for_clips
 def slow(*args):
     time.sleep(0.05)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from segser.data.cache_entry import finish_build, resume_build
+from segser.data.cache.entry import finish_build, resume_build
 
 ROW_BYTES = 8
 

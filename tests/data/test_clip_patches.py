@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from segser.data.clip_patches import clip_patches, clips_patches, segment_start_samples
-from segser.data.features import LogMelPatcher
-from segser.data.segmentation import SegmentationSettings, count_segments, segment_waveform
+from segser.data.logmel.clip_patches import clip_patches, clips_patches, segment_start_samples
+from segser.data.logmel.features import LogMelPatcher
+from segser.data.signal.segmentation import SegmentationSettings, count_segments, segment_waveform
 
 vggish_input = pytest.importorskip("torchvggish.vggish_input")
 

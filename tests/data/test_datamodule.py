@@ -7,8 +7,8 @@ from pathlib import Path
 import torch
 
 from segser.data.datamodule import SegmentDataModule
-from segser.data.features import LogMelSettings
-from segser.data.segmentation import SegmentationSettings, count_segments
+from segser.data.logmel.features import LogMelSettings
+from segser.data.signal.segmentation import SegmentationSettings, count_segments
 from segser.data.splits import loso_split, random_split
 
 CLASSES = ["angry", "happy", "sad", "neutral"]

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from segser.data.clips import Clip, label_counts
-from segser.data.demo import main, write_demo_corpus
-from segser.data.iemocap import read_iemocap
+from segser.data.corpora.clips import Clip, label_counts
+from segser.data.corpora.demo import main, write_demo_corpus
+from segser.data.corpora.iemocap import read_iemocap
 from segser.errors import SegserError
 
 LABEL_MAP = {"ang": "angry", "hap": "happy", "exc": "happy", "sad": "sad", "neu": "neutral"}

@@ -15,11 +15,11 @@ import pytest
 import torch
 from torch import nn
 
-from segser.data.cache import PatchCache, build_or_open_cache
-from segser.data.clips import Clip
-from segser.data.embedding_cache import build_or_open_embeddings
-from segser.data.features import LogMelSettings
-from segser.data.segmentation import SegmentationSettings
+from segser.data.cache.embeddings import build_or_open_embeddings
+from segser.data.cache.patches import PatchCache, build_or_open_cache
+from segser.data.corpora.clips import Clip
+from segser.data.logmel.features import LogMelSettings
+from segser.data.signal.segmentation import SegmentationSettings
 from segser.models.backbone import Backbone
 
 REPO = Path(__file__).resolve().parents[2]
@@ -109,8 +109,8 @@ def test_other_segmentation_gets_its_own_entry(
 
 _BUILD_SLOWLY = """
 import sys
-import segser.data.embedding_cache as embedding_cache
-from segser.data.cache import PatchCache
+import segser.data.cache.embeddings as embedding_cache
+from segser.data.cache.patches import PatchCache
 from tests.data.test_embedding_cache import TinyEmbedder
 embedding_cache.CHECKPOINT_EVERY_BATCHES = 1
 backbone = TinyEmbedder()

@@ -11,8 +11,8 @@ import torch
 import torchaudio.functional as AF
 
 from segser.data import segment_patches
-from segser.data.features import LogMelPatcher, LogMelSettings, mel_matrix
-from segser.data.segmentation import segment_waveform
+from segser.data.logmel.features import LogMelPatcher, LogMelSettings, mel_matrix
+from segser.data.signal.segmentation import segment_waveform
 
 vggish_input = pytest.importorskip("torchvggish.vggish_input")
 mel_features = pytest.importorskip("torchvggish.mel_features")

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from segser.data.clips import Clip
-from segser.data.iemocap import read_iemocap
+from segser.data.corpora.clips import Clip
+from segser.data.corpora.iemocap import read_iemocap
 from segser.errors import BadClipError, SegserError
 
 LABEL_MAP = {"ang": "angry", "hap": "happy", "exc": "happy", "sad": "sad", "neu": "neutral"}
@@ -199,7 +199,11 @@ def test_unknown_policy_is_refused(iemocap_root: Path) -> None:
 
 
 def test_count_check_against_the_published_four_class_counts() -> None:
-    from segser.data.iemocap import EXPECTED_CLASS_COUNTS, EXPECTED_SESSION_COUNTS, count_check
+    from segser.data.corpora.iemocap import (
+        EXPECTED_CLASS_COUNTS,
+        EXPECTED_SESSION_COUNTS,
+        count_check,
+    )
 
     labels = [label for label, n in EXPECTED_CLASS_COUNTS.items() for _ in range(n)]
     sessions = [session for session, n in EXPECTED_SESSION_COUNTS.items() for _ in range(n)]
@@ -220,7 +224,7 @@ def test_count_check_against_the_published_four_class_counts() -> None:
 def test_cli_prints_both_tail_rules_beside_table_1(iemocap_root: Path) -> None:
     from tests.segser_cli import run_segser
 
-    result = run_segser("segser.data.iemocap", str(iemocap_root))
+    result = run_segser("segser.data.corpora.iemocap", str(iemocap_root))
     assert result.returncode == 0, result.stderr
     totals = {
         tuple(line.split()[1:3]): int(line.split()[3])

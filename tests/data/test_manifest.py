@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from segser.data.clips import Clip, label_counts
-from segser.data.manifest import read_manifest
+from segser.data.corpora.clips import Clip, label_counts
+from segser.data.corpora.manifest import read_manifest
 from segser.errors import BadClipError, SegserError
 
 CLASSES = ["angry", "happy", "sad", "neutral"]

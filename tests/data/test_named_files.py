@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from segser.data.audio import load_audio
-from segser.data.named_files import CORPORA, count_check, read_named_files
+from segser.data.corpora.named_files import CORPORA, count_check, read_named_files
+from segser.data.signal.audio import load_audio
 from segser.errors import BadClipError, SegserError
 from tests.hydra_app import composed
 
@@ -183,8 +183,8 @@ def test_count_check_passes_the_published_releases_and_names_a_missing_actor() -
 
 
 def test_count_tool_scans_the_files_the_reader_reads(tmp_path: Path, capsys) -> None:
-    """`python -m segser.data.named_files` counted `*.wav` only; the reader takes any case."""
-    from segser.data.named_files import main, wav_files
+    """`python -m segser.data.corpora.named_files` counted `*.wav` only; the reader: any case."""
+    from segser.data.corpora.named_files import main, wav_files
 
     for name in ("03a01Wa.WAV", "03a01Fa.wav", "notes.txt"):
         (tmp_path / name).write_bytes(b"")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from segser.data.segmentation import (
+from segser.data.signal.segmentation import (
     count_segments,
     segment_start_samples,
     segment_starts_seconds,

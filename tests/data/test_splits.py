@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from segser.data.clips import Clip
+from segser.data.corpora.clips import Clip
 from segser.data.splits import (
     loso_split,
     random_split,

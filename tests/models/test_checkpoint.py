@@ -238,7 +238,7 @@ def test_unreadable_files_are_one_line_and_never_unpickle_code(tmp_path: Path, c
 def test_allow_list() -> None:
     assert allowed_target("segser.models.vggish.VGGish")
     assert allowed_target("segser.models.heads.ClassificationHead")
-    assert allowed_target("segser.data.demo.read_demo_corpus")
+    assert allowed_target("segser.data.corpora.demo.read_demo_corpus")
     assert allowed_target("torch.optim.Adam") and allowed_target("torch.optim.SGD")
     for target in [
         "pathlib.Path.write_text",
@@ -246,7 +246,7 @@ def test_allow_list() -> None:
         "segser.models.checkpoint.Path.write_text",  # an import inside a segser module
         "segser.models.factory.instantiate",
         "segser.models.weights.load_vggish",  # a segser function, but not a model class
-        "segser.data.cache.build_or_open_cache",  # not a corpus reader
+        "segser.data.cache.patches.build_or_open_cache",  # not a corpus reader
         "torch.optim.Adam.step",
         "torch.optim.lr_scheduler.LambdaLR",  # not an optimizer
         "segser.models.vggish.torch.save",

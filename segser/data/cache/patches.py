@@ -3,7 +3,7 @@
 Layout of one cache entry `<cache_dir>/<key>/`: `patches.f32` (raw float32 rows of 96x64),
 `index.npz` (row -> clip index, segment index) and `meta.json`. The key covers each clip's
 path, size and mtime_ns, both settings and the resampler, so edited audio is recomputed. Entries
-are built, locked, published and checked as segser.data.cache_entry describes: a broken entry
+are built, locked, published and checked as segser.data.cache.entry describes: a broken entry
 is rebuilt, never read. A build resumes from its last checkpointed clip after a kill. Clips
 skipped under `on_bad_clip=skip` are recorded; opening such an entry under `fail` refuses.
 """
@@ -19,8 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from segser.data.audio import RESAMPLER_ID, load_audio
-from segser.data.cache_entry import (
+from segser.data.cache.entry import (
     BrokenEntry,
     build_progress,
     checkpoint_build,
@@ -31,10 +30,11 @@ from segser.data.cache_entry import (
     read_json,
     resume_build,
 )
-from segser.data.clip_patches import clips_patches
-from segser.data.clips import BadClipPolicy, Clip
-from segser.data.features import LogMelPatcher, LogMelSettings
-from segser.data.segmentation import SegmentationSettings
+from segser.data.corpora.clips import BadClipPolicy, Clip
+from segser.data.logmel.clip_patches import clips_patches
+from segser.data.logmel.features import LogMelPatcher, LogMelSettings
+from segser.data.signal.audio import RESAMPLER_ID, load_audio
+from segser.data.signal.segmentation import SegmentationSettings
 from segser.errors import BadClipError, SegserError
 
 log = logging.getLogger("segser")

@@ -14,8 +14,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from segser.data.audio import AudioInfo, read_blocks, stream_resampler
-from segser.data.segmentation import Tail, check_tail, count_segments
+from segser.data.signal.audio import AudioInfo, read_blocks, stream_resampler
+from segser.data.signal.segmentation import Tail, check_tail, count_segments
 from segser.errors import BadClipError
 
 # Extensions a folder scan picks up: the common containers libsndfile reads.

@@ -20,10 +20,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from segser.data.audio import resample
-from segser.data.features import LogMelPatcher, LogMelSettings
-from segser.data.segmentation import SegmentationSettings, Tail, _to_samples
-from segser.data.segmentation import segment_start_samples as _start_samples
+from segser.data.logmel.features import LogMelPatcher, LogMelSettings
+from segser.data.signal.audio import resample
+from segser.data.signal.segmentation import SegmentationSettings, Tail, _to_samples
+from segser.data.signal.segmentation import segment_start_samples as _start_samples
 
 # Frames per FFT block: ~80 s of audio, ~40 MB of work space, long enough to amortise overhead.
 BLOCK_FRAMES = 8192

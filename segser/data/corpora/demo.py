@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from segser.data.clips import BadClipPolicy, Clip
-from segser.data.demo_voice import (
+from segser.data.corpora.clips import BadClipPolicy, Clip
+from segser.data.corpora.demo_voice import (
     SAMPLE_RATE_HZ,
     Prosody,
     Utterance,
@@ -31,7 +31,7 @@ from segser.data.demo_voice import (
     seeded_rng,
     synthesize,
 )
-from segser.data.iemocap import read_iemocap
+from segser.data.corpora.iemocap import read_iemocap
 from segser.errors import SegserError
 
 _VERSION = 1  # bump when the audio or layout changes, so old corpora are rewritten
@@ -252,9 +252,9 @@ def read_demo_corpus(
 
 
 def main(argv: list[str] | None = None) -> None:
-    """CLI: `python -m segser.data.demo OUT_DIR [--clips N] [--seed S]`."""
+    """CLI: `python -m segser.data.corpora.demo OUT_DIR [--clips N] [--seed S]`."""
     parser = argparse.ArgumentParser(
-        prog="python -m segser.data.demo",
+        prog="python -m segser.data.corpora.demo",
         description="Write the synthetic demo corpus in the IEMOCAP release layout.",
     )
     parser.add_argument("out_dir", type=Path, help="folder to write; point dataset.root at it")

@@ -6,7 +6,7 @@ import csv
 from collections.abc import Sequence
 from pathlib import Path
 
-from segser.data.clips import BadClipPolicy, BadClips, Clip, read_clip
+from segser.data.corpora.clips import BadClipPolicy, BadClips, Clip, read_clip
 from segser.errors import BadClipError, SegserError
 
 _REQUIRED_COLUMNS = ("path", "label")

@@ -11,8 +11,9 @@ A clip shorter than one window gives one padded segment under both rules.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 import torch
 import torch.nn.functional as F
@@ -31,6 +32,16 @@ class SegmentationSettings:
 
     def __post_init__(self) -> None:
         check_tail(self.tail)
+
+
+def segmentation_settings(segmentation: Mapping[str, Any]) -> SegmentationSettings:
+    """From a config or a checkpoint's; no `tail`: checkpoints saved before the option, cut
+    with `pad`."""
+    return SegmentationSettings(
+        float(segmentation["window_seconds"]),
+        float(segmentation["hop_seconds"]),
+        str(segmentation.get("tail", "pad")),
+    )
 
 
 def check_tail(tail: str) -> None:

@@ -5,7 +5,7 @@ A frozen backbone makes each segment's embedding a fixed function of its patch, 
 it. Rows align with the patch cache's rows. Entry `<cache_dir>/<patch key>-<backbone>-<key>/`
 holds `embeddings.f32` ([rows, embedding_dim] float32) and `meta.json`; the key hashes the patch
 cache key, the backbone's class and settings (its repr) and the sha256 of its loaded weights.
-As for patches (segser.data.cache_entry): built in `.partial/`, resumable after a kill, renamed
+As for patches (segser.data.cache.entry): built in `.partial/`, resumable after a kill, renamed
 into place atomically under a file lock, checked on every open and rebuilt if broken.
 """
 
@@ -21,8 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from segser.data.cache import PatchCache
-from segser.data.cache_entry import (
+from segser.data.cache.entry import (
     BrokenEntry,
     build_progress,
     checkpoint_build,
@@ -32,6 +31,7 @@ from segser.data.cache_entry import (
     read_json,
     resume_build,
 )
+from segser.data.cache.patches import PatchCache
 
 log = logging.getLogger("segser")
 

@@ -14,8 +14,8 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from segser.data.clips import BadClipPolicy, BadClips, Clip, read_clip
-from segser.data.segmentation import TAILS, count_segments
+from segser.data.corpora.clips import BadClipPolicy, BadClips, Clip, read_clip
+from segser.data.signal.segmentation import TAILS, count_segments
 from segser.errors import BadClipError, SegserError
 
 _SUMMARY_LINE = re.compile(
@@ -159,8 +159,10 @@ def segment_count_check(clips: Sequence[Clip], window_seconds: float = 1.0) -> l
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m segser.data.iemocap ROOT`: read a release and check it against the counts."""
-    parser = argparse.ArgumentParser(prog="python -m segser.data.iemocap", description=main.__doc__)
+    """`python -m segser.data.corpora.iemocap ROOT`: check a release against the counts."""
+    parser = argparse.ArgumentParser(
+        prog="python -m segser.data.corpora.iemocap", description=main.__doc__
+    )
     parser.add_argument("root", type=Path, help="the IEMOCAP_full_release folder")
     args = parser.parse_args(argv)
     try:

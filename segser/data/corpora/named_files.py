@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from segser.data.clips import BadClipPolicy, BadClips, Clip, label_counts, read_clip
+from segser.data.corpora.clips import BadClipPolicy, BadClips, Clip, label_counts, read_clip
 from segser.errors import BadClipError, SegserError
 
 logger = logging.getLogger("segser")
@@ -189,9 +189,9 @@ def read_named_files(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m segser.data.named_files CORPUS ROOT`: count a release against its publication."""
+    """`python -m segser.data.corpora.named_files CORPUS ROOT`: count a release."""
     parser = argparse.ArgumentParser(
-        prog="python -m segser.data.named_files", description=main.__doc__
+        prog="python -m segser.data.corpora.named_files", description=main.__doc__
     )
     parser.add_argument("corpus", choices=sorted(CORPORA))
     parser.add_argument("root", type=Path)

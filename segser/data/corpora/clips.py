@@ -39,7 +39,7 @@ def label_counts(clips: Iterable[Clip], classes: Sequence[str] | None = None) ->
 def read_clip(clip_id: str, path: Path, label: str, speaker: str, session: str) -> Clip:
     """A clip with its duration from the file's header; an unusable file raises BadClipError."""
     # Imported here so that modules needing only `Clip` (splits, metrics) do not load torch.
-    from segser.data.audio import audio_duration_seconds
+    from segser.data.signal.audio import audio_duration_seconds
 
     return Clip(clip_id, path, label, speaker, session, audio_duration_seconds(path))
 

@@ -2,7 +2,7 @@
 
 The reference (torchvggish.vggish_input / mel_features) is numpy, one clip at a time; this
 module computes the same 10 ms log-mel frames (and 96x64 patches of a batch of segments) on CPU
-or CUDA. segser.data.clip_patches cuts a whole clip's patches from its frames.
+or CUDA. segser.data.logmel.clip_patches cuts a whole clip's patches from its frames.
 """
 
 from __future__ import annotations

@@ -1,0 +1,1 @@
+"""Corpus readers: a corpus on disk in, the one clip table (clips.py) out."""

@@ -1,0 +1,1 @@
+"""The log-mel feature path: VGGish/YAMNet frames and 96x64 patches of segments."""
