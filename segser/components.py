@@ -53,9 +53,8 @@ def feature_settings(cfg: DictConfig) -> LogMelSettings:
 
 def model_config(cfg: DictConfig) -> dict[str, Any]:
     """What a checkpoint needs to rebuild the model and its input pipeline, as plain data."""
-    return OmegaConf.to_container(
-        OmegaConf.create({key: cfg[key] for key in MODEL_KEYS}), resolve=True
-    )
+    # Resolve each part in place: its values may interpolate others (optimizer.lr: training.*).
+    return {key: OmegaConf.to_container(cfg[key], resolve=True) for key in MODEL_KEYS}
 
 
 def build_datamodule(

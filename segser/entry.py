@@ -16,6 +16,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 from omegaconf.errors import MissingMandatoryValue
 
+import segser.training_settings  # noqa: F401  (registers its config resolver before any compose)
 from segser.errors import SegserError
 
 log = logging.getLogger("segser")

@@ -32,11 +32,13 @@ from segser.config_checks import check_config
 from segser.data.corpora.clips import Clip
 from segser.data.datamodule import SegmentDataModule
 from segser.entry import CONF_DIR, in_multirun, report_user_errors, run_dir
+from segser.job_threads import available_cores, sweep_job_threads
 from segser.models.checkpoint import RunRecorder
 from segser.models.factory import build_classifier
 from segser.models.module import SegmentEmotionClassifier
 from segser.resume import AtomicCheckpointIO, ResumeState, resume_from
 from segser.runs.outputs import metrics_payload, prediction_rows, write_metrics, write_predictions
+from segser.training_settings import describe, training_settings
 
 log = logging.getLogger("segser")
 
@@ -72,12 +74,23 @@ def sweep_job_devices(trainer_cfg: DictConfig) -> dict[str, Any]:
     return {"accelerator": "gpu", "devices": [index]}
 
 
+def set_torch_threads(num_threads: int | None) -> None:
+    """`num_threads` if set; a local parallel sweep's job takes its share of the cores."""
+    if not num_threads and in_multirun():
+        num_threads = sweep_job_threads(HydraConfig.get().launcher, available_cores())
+        if num_threads:
+            log.info("sweep job: %d torch threads (its share of the cores)", num_threads)
+    if num_threads:
+        torch.set_num_threads(num_threads)
+
+
 def train(cfg: DictConfig, out_dir: Path, group: str | None = None) -> dict[str, Any]:
     """One training run; returns the metrics.json payload. Usable without Hydra's app."""
     check_config(cfg)  # before any corpus scan or cache build
     out_dir.mkdir(parents=True, exist_ok=True)
-    if cfg.get("num_threads"):
-        torch.set_num_threads(cfg.num_threads)
+    set_torch_threads(cfg.get("num_threads"))
+    settings = training_settings(cfg)
+    log.info("%s", describe(settings))
     L.seed_everything(cfg.seed, workers=True)
     clips = read_corpus(cfg.dataset)
     config = model_config(cfg)
@@ -108,7 +121,9 @@ def train(cfg: DictConfig, out_dir: Path, group: str | None = None) -> dict[str,
         if not trainer.is_global_zero:  # rank 0 writes what every rank's (unpadded) shard gave
             status = "success"
             return {}
-        payload = save_test_results(cfg, out_dir, model, datamodule, clips, best, epochs_trained)
+        payload = save_test_results(
+            cfg, out_dir, model, datamodule, clips, best, epochs_trained, settings
+        )
         for logger in loggers:
             if isinstance(logger, WandbLogger):
                 log_to_wandb(logger, out_dir, payload)
@@ -131,8 +146,10 @@ def save_test_results(
     clips: list[Clip],
     best: str | None,
     epochs_trained: int,
+    settings: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """predictions.csv, metrics.json and the confusion matrix from the test epoch's outputs."""
+    """predictions.csv, metrics.json and the confusion matrix from the test epoch's outputs;
+    `settings`: the training settings used (training_settings), recorded by a training run."""
     rows = prediction_rows(
         model.test_clips,
         datamodule.datasets["test"].segment_index(),
@@ -150,6 +167,7 @@ def save_test_results(
         split=datamodule.split.description,
         best_checkpoint=best,
         epochs_trained=epochs_trained,
+        **({"training": settings} if settings else {}),
         config=OmegaConf.to_container(cfg, resolve=True),
     )
     write_metrics(out_dir, payload)

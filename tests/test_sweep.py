@@ -10,6 +10,7 @@ from lightning.pytorch.loggers import WandbLogger
 
 from segser.components import build_loggers
 from segser.entry import CONF_DIR
+from segser.job_threads import available_cores, threads_per_job
 from tests.segser_cli import run_segser
 
 
@@ -36,6 +37,9 @@ def test_a_failing_job_leaves_the_others_running(tmp_path: Path) -> None:
     metrics = json.loads((good / "metrics.json").read_text())
     assert metrics["split"] == {"name": "loso", "fold": 2, "test_session": "Ses02", "seed": 0}
     assert not (bad / "metrics.json").exists()
+    # two jobs at once (the parallel launcher's n_jobs): each took its share of the cores
+    share = threads_per_job(available_cores(), 2)
+    assert f"sweep job: {share} torch threads" in (good / "train.log").read_text()
     assert "split.fold=9 is out of range" in (bad / "error.txt").read_text()
     # W&B without an API key: offline runs with the confusion matrix and predictions table
     (run,) = (good / "wandb").glob("offline-run-*")
@@ -69,4 +73,6 @@ def test_submitit_launcher_runs_the_sweep(tmp_path: Path) -> None:
     (sweep,) = (tmp_path / "outputs" / "multirun").glob("*/*")
     seeds = [json.loads((sweep / j / "metrics.json").read_text())["config"]["seed"] for j in "01"]
     assert seeds == [0, 1]
+    # submitit_local starts both jobs at once: one thread each unless cpus_per_task says more
+    assert "sweep job: 1 torch threads" in (sweep / "0" / "train.log").read_text()
     assert list(sweep.glob(".submitit/*"))  # submitit's own job folders
