@@ -124,7 +124,12 @@ RANGES = [
     (["split=speaker_folds"], "split.fold", [1, 4], [0, 5]),
     (["split=speaker_folds", "split.num_folds=6"], "split.fold", [1, 6], [0, 7]),
     (["split=loso", "dataset.num_sessions=3"], "split.fold", [1, 3], [0, 4]),
-    ([], "split.ratios", [[0.8, 0.1, 0.1], [0.98, 0.01, 0.01]], [[1.0, 0.0, 0.0], [0.8, 0.2]]),
+    (
+        [],
+        "split.ratios",
+        [[0.8, 0.1, 0.1], [0.98, 0.01, 0.01], [0.8, 0.1, 0.1000005]],
+        [[0.9, 0.1, 0.0], [1.0, 0.05, -0.05], [0.8, 0.2], [0.8, 0.1, 0.1001], [0.8, 0.1, 0.0999]],
+    ),
     ([], "monitor.mode", ["min", "max"], ["maximum", None]),
     ([], "trainer.max_epochs", [-1, 1, 500], [0, -2, 1.5]),
     ([], "classes", [["a", "b"], ["angry", "happy", "sad", "neutral"]], [["a"], ["a", "a"]]),
