@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import copy
 from concurrent.futures import ThreadPoolExecutor
+from functools import cache
 from pathlib import Path
 
 import pytest
+from omegaconf import DictConfig, OmegaConf
 
 from segser.config_checks import check_config
 from segser.errors import SegserError
@@ -91,3 +94,70 @@ def test_the_cli_refuses_a_window_shorter_than_a_patch_before_any_work(tmp_path:
 @pytest.mark.slow
 def test_the_cli_refuses_each_bad_value_in_one_line_before_any_work(tmp_path: Path) -> None:
     _refused_by_the_cli(tmp_path, list(range(len(BAD_VALUES))))
+
+
+# (base overrides, key, values at and inside both ends that pass, values just outside refused)
+RANGES = [
+    ([], "segmentation.hop_seconds", [0.001, 0.5, 4.0], [0, -0.001, float("inf"), True]),
+    ([], "segmentation.tail", ["pad", "stop"], ["trim", "", None]),
+    ([], "segmentation.window_seconds", [0.975, 1.0], [0.974, 0.5, float("nan")]),
+    ([], "head.units", [0, 1, 200], [-1, 1.5, True]),
+    ([], "head.input_norm", [True, False], [1, "yes"]),
+    ([], "head.layer_sum", [True, False], [0, "no"]),
+    ([], "head.dropout", [0, 0.0, 0.999], [1, 1.0, -0.001]),
+    (["backbone=baseline"], "backbone.net.units", [1, 200], [0, -1, 2.5]),
+    (["backbone=baseline"], "backbone.net.num_layers", [1, 3], [0, True]),
+    (["backbone=baseline"], "backbone.net.dropout", [0, 0.999], [1, -0.1]),
+    (
+        ["backbone=yamnet"],
+        "backbone.net.embedding_layers",
+        [[0], [13], list(range(14)), [6, 7, 8, 9, 10, 11]],
+        [[-1], [14], [], [6, 14], [True], 13],
+    ),
+    ([], "backbone.lr", [None, 1e-9, 1.0], [0, -1e-6]),
+    ([], "optimizer.lr", [1e-9, 1e-3], [0, -1e-3, None]),
+    ([], "data.batch_size", [1, 32], [0, -1, 1.0]),
+    ([], "data.num_workers", [0, 4], [-1, 0.5]),
+    ([], "data.on_bad_clip", ["fail", "skip"], ["ignore", None]),
+    (["split=loso"], "split.val_fraction", [0.001, 0.5, 0.999], [0, 1, -0.1]),
+    (["split=loso"], "split.fold", [1, 3, 5], [0, 6, -1]),
+    (["split=speaker_folds"], "split.fold", [1, 4], [0, 5]),
+    (["split=speaker_folds", "split.num_folds=6"], "split.fold", [1, 6], [0, 7]),
+    (["split=loso", "dataset.num_sessions=3"], "split.fold", [1, 3], [0, 4]),
+    (
+        [],
+        "split.ratios",
+        [[0.8, 0.1, 0.1], [0.98, 0.01, 0.01], [0.8, 0.1, 0.1000005]],
+        [[0.9, 0.1, 0.0], [1.0, 0.05, -0.05], [0.8, 0.2], [0.8, 0.1, 0.1001], [0.8, 0.1, 0.0999]],
+    ),
+    ([], "monitor.mode", ["min", "max"], ["maximum", None]),
+    ([], "trainer.max_epochs", [-1, 1, 500], [0, -2, 1.5]),
+    ([], "classes", [["a", "b"], ["angry", "happy", "sad", "neutral"]], [["a"], ["a", "a"]]),
+]
+
+
+@cache
+def _base(overrides: tuple[str, ...]) -> DictConfig:
+    return composed("train", ["experiment=demo", *overrides])
+
+
+def _with(overrides: list[str], key: str, value) -> DictConfig:
+    cfg = copy.deepcopy(_base(tuple(overrides)))
+    OmegaConf.update(cfg, key, value, merge=False, force_add=True)
+    if key == "classes":  # the demo's label map names the four classes
+        OmegaConf.update(cfg, "dataset.reader.label_map", None, force_add=True)
+    return cfg
+
+
+@pytest.mark.parametrize(
+    ("overrides", "key", "good", "bad"), RANGES, ids=[f"{r[1]}-{'-'.join(r[0])}" for r in RANGES]
+)
+def test_both_ends_of_every_range(overrides: list[str], key: str, good: list, bad: list) -> None:
+    """Each end that belongs to the range passes; the value just past it is named and refused."""
+    for value in good:
+        check_config(_with(overrides, key, value))
+    for value in bad:
+        with pytest.raises(SegserError) as refused:
+            check_config(_with(overrides, key, value))
+        message = str(refused.value)
+        assert key in message and "\n" not in message, (value, message)

@@ -103,6 +103,36 @@ def test_a_ckpt_path_of_another_model_config_is_refused_in_one_line(tmp_path: Pa
         resume_from(tmp_path, str(given), None)
 
 
+def test_keys_added_or_removed_since_the_checkpoint_are_named(tmp_path: Path) -> None:
+    """A key only one side has (an option added since, or an override dropped) is a change."""
+    trained = {"backbone": {"net": {"embedding_layers": [13]}}, "head": {"units": 200}}
+    given = tmp_path / "trained.ckpt"
+    torch.save({"hyper_parameters": {"model_config": trained}}, given)
+    added = {**trained, "head": {"units": 200, "input_norm": True}}
+    with pytest.raises(SegserError) as refused:
+        resume_from(tmp_path, str(given), added)
+    assert "head.input_norm=None -> True" in str(refused.value)
+    assert "head.units" not in str(refused.value) and "\n" not in str(refused.value)
+    removed = {"backbone": {"net": {}}, "head": {"units": 200}}
+    with pytest.raises(SegserError) as refused:
+        resume_from(tmp_path, str(given), removed)
+    assert "backbone.net.embedding_layers=[13] -> None" in str(refused.value)
+    renamed = {"backbone": {"net": {"layers": [13]}}, "head": {"units": 200}}
+    with pytest.raises(SegserError) as refused:
+        resume_from(tmp_path, str(given), renamed)
+    assert "backbone.net.embedding_layers=[13] -> None" in str(refused.value)
+    assert "backbone.net.layers=None -> [13]" in str(refused.value)
+
+
+def test_more_than_three_changes_are_counted(tmp_path: Path) -> None:
+    given = tmp_path / "trained.ckpt"
+    torch.save({"hyper_parameters": {"model_config": {"a": 1, "b": 2, "c": 3, "d": 4}}}, given)
+    with pytest.raises(SegserError) as refused:
+        resume_from(tmp_path, str(given), {"a": 0, "b": 0, "c": 0, "e": 5})
+    message = str(refused.value)
+    assert "a=1 -> 0, b=2 -> 0, c=3 -> 0 (+2 more)" in message  # d removed, e added
+
+
 def test_resuming_with_another_head_through_the_cli_is_one_line(tmp_path: Path) -> None:
     run_dir = f"hydra.run.dir={tmp_path / 'run'}"
     first = run_segser("segser.train", *TRAIN, "trainer.max_epochs=1", run_dir, tmp_path=tmp_path)

@@ -315,3 +315,36 @@ def test_groups_stop_at_group_seconds_and_give_each_clips_own_patches(
     for index, clip in enumerate(tone_clips[:12]):
         rows = cache.rows_for_clips([index])
         np.testing.assert_allclose(cache.patches[rows], _direct_patches(clip), atol=1e-5)
+
+
+@pytest.mark.parametrize("tail", ["pad", "stop"])
+def test_cached_segment_counts_follow_the_readme_rule_around_hop_multiples(
+    tail: str, tmp_path: Path
+) -> None:
+    """Clips a sample short of, at and just past 1 s + k * 0.5 s: the cache holds exactly the
+    segments the README's rule gives (walked window by window here), numbered 0, 1, ..."""
+    import soundfile as sf
+
+    rate, window, hop = 16000, 16000, 8000
+    clips, expected = [], []
+    for k in (0, 1, 4):
+        for extra in (-1, 0, 1):
+            samples = window + k * hop + extra
+            path = tmp_path / "wav" / f"k{k}_{extra + 1}.wav"
+            path.parent.mkdir(exist_ok=True)
+            tone = 0.3 * np.sin(2 * np.pi * 220 * np.arange(samples) / rate)
+            sf.write(path, tone, rate, subtype="PCM_16")
+            clips.append(Clip(path.stem, path, "sad", "s", "s", samples / rate))
+            count, start = 0, 0
+            while start < samples:
+                count += 1
+                if tail == "stop" and start + window >= samples:
+                    break
+                start += hop
+            expected.append(count)
+    cache = build_or_open_cache(
+        clips, tmp_path / "c", SegmentationSettings(1.0, 0.5, tail), FEATURES
+    )
+    for index, count in enumerate(expected):
+        rows = cache.rows_for_clips([index])
+        assert cache.row_segment[rows].tolist() == list(range(count)), clips[index].clip_id

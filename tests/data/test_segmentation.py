@@ -162,3 +162,47 @@ def test_segment_waveform_on_cuda_matches_cpu() -> None:
     on_gpu = segment_waveform(waveform.cuda(), SR, 1.0, 0.5)
     assert on_gpu.device.type == "cuda"
     assert torch.equal(on_gpu.cpu(), segment_waveform(waveform, SR, 1.0, 0.5))
+
+
+def _readme_count(num_samples: int, window: int, hop: int, tail: str) -> int:
+    """The README's rule, walked window by window: `pad` keeps every window that starts inside
+    the clip; `stop` ends at the first window that reaches the clip's end."""
+    count, start = 0, 0
+    while start < num_samples:
+        count += 1
+        if tail == "stop" and start + window >= num_samples:
+            break
+        start += hop
+    return count
+
+
+@pytest.mark.parametrize("tail", ["pad", "stop"])
+@pytest.mark.parametrize(("window_seconds", "hop_seconds"), [(1.0, 0.5), (1.0, 1.0), (1.0, 0.25)])
+def test_counts_around_every_multiple_of_the_hop(
+    window_seconds: float, hop_seconds: float, tail: str
+) -> None:
+    """Clips a sample short of, exactly at, and just past window + k hops (k = 0..9)."""
+    window, hop = round(window_seconds * SR), round(hop_seconds * SR)
+    for k in range(10):
+        for num_samples in (window + k * hop - 1, window + k * hop, window + k * hop + 1):
+            expected = _readme_count(num_samples, window, hop, tail)
+            got = count_segments(num_samples, SR, window_seconds, hop_seconds, tail)
+            assert got == expected, (num_samples, tail)
+            starts = segment_start_samples(num_samples, SR, window_seconds, hop_seconds, tail)
+            assert list(starts) == [i * hop for i in range(expected)]
+            waveform = torch.ones(num_samples)
+            segments = segment_waveform(waveform, SR, window_seconds, hop_seconds, tail)
+            assert segments.shape == (expected, window)
+            # `stop` never cuts a window past the first that reaches the end
+            if tail == "stop":
+                assert (expected - 2) * hop + window < num_samples <= (expected - 1) * hop + window
+
+
+def test_stop_just_past_a_multiple_of_the_hop_hand_worked() -> None:
+    # 3 s + 1 sample, hop 0.5 s: the window at 2.0 s ends at 3.0 s, one sample short of the
+    # end, so the one at 2.5 s is needed: starts 0, 0.5, ..., 2.5 (6); pad adds 3.0 (7).
+    assert count_segments(3 * SR + 1, SR, 1.0, 0.5, tail="stop") == 6
+    assert count_segments(3 * SR + 1, SR, 1.0, 0.5, tail="pad") == 7
+    # exactly 3 s: the window at 2.0 s reaches the end: 5 (pad: 6)
+    assert count_segments(3 * SR, SR, 1.0, 0.5, tail="stop") == 5
+    assert count_segments(3 * SR, SR, 1.0, 0.5, tail="pad") == 6

@@ -149,3 +149,22 @@ def test_speaker_split_matches_numeric_ids_given_as_ints() -> None:
     clips = speaker_corpus(EMODB_SPEAKERS)
     split = speaker_split(clips, [3, 8], val_fraction=0.25, seed=0)  # Hydra parses 03 as 3
     assert {clips[i].speaker for i in split.test} == {"03", "08"}
+
+
+def test_speaker_folds_ranges_both_ends() -> None:
+    """num_folds 2..speakers (the top end is leave-one-speaker-out), val_speakers 1..rest - 1."""
+    speakers = EMODB_SPEAKERS[:5]
+    clips = speaker_corpus(speakers)
+    assert speaker_folds(speakers, 2) == {"03": 1, "08": 2, "09": 1, "10": 2, "11": 1}
+    assert speaker_folds(speakers, 5) == {s: i + 1 for i, s in enumerate(speakers)}
+    for bad in (1, 6):
+        with pytest.raises(SegserError, match=re.escape(f"num_folds={bad} needs 2..5")):
+            speaker_folds(speakers, bad)
+    # leave one speaker out: 4 training speakers, of which 1..3 may validate
+    for val_speakers in (1, 3):
+        split = speaker_folds_split(clips, 5, 5, val_speakers, seed=0)
+        assert {clips[i].speaker for i in split.test} == {"11"}
+        assert len({clips[i].speaker for i in split.val}) == val_speakers
+    for bad in (0, 4):
+        with pytest.raises(SegserError, match=re.escape(f"val_speakers={bad} needs 1..3")):
+            speaker_folds_split(clips, 5, 5, bad, seed=0)

@@ -117,6 +117,13 @@ CASES: dict[str, tuple[Callable[[dict, Path], Any], str]] = {
         lambda c, m: set_in(f"{MC}/optimizer", write_text_call(m))(c),
         "code to run",
     ),
+    "a class imported into a segser.models module": (
+        lambda c, m: set_in(
+            f"{MC}/backbone/net",
+            {"_target_": "segser.models.checkpoint.L.Trainer", "default_root_dir": str(m)},
+        )(c),
+        "code to run",
+    ),
     "dataset reader target": (
         lambda c, m: set_in(f"{RUN_KEY}/dataset/reader", write_text_call(m))(c),
         "code to run",
@@ -277,3 +284,81 @@ def test_cli_entry_points_refuse_a_hostile_checkpoint_in_one_line(crafted, tmp_p
         errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
         assert len(errors) == 1 and "code to run" in errors[0], result.stderr[-2000:]
     assert not marker.exists()
+
+
+# Names that reach an allowed kind of object (a class under segser.models, a read_* function
+# under segser.data) through another module's import: only where it is defined may name it.
+REACHED_THROUGH_AN_IMPORT = [
+    "segser.models.checkpoint.Path",  # pathlib.Path, imported into checkpoint.py
+    "segser.models.checkpoint.L.Trainer",  # lightning's Trainer, through `import lightning as L`
+    "segser.models.factory.SegmentEmotionClassifier",  # defined in segser.models.module
+    "segser.models.vggish.Backbone",  # defined in segser.models.backbone
+    "segser.models.yamnet.SegserError",  # a class, but segser.errors'
+    "segser.models.yamnet.nn.Linear",
+    "segser.data.corpora.demo.read_iemocap",  # a corpus reader, defined in corpora.iemocap
+    "segser.data.corpora.iemocap.read_clip",  # imported from corpora.clips
+]
+
+
+@pytest.mark.parametrize("target", REACHED_THROUGH_AN_IMPORT)
+def test_allow_list_takes_only_the_name_where_an_object_is_defined(target: str) -> None:
+    from hydra.utils import get_object
+
+    found = get_object(target)  # the name does reach the object...
+    assert not allowed_target(target), target  # ...but not under its own name
+    assert allowed_target(f"{found.__module__}.{found.__qualname__}") == (
+        found.__module__.startswith(("segser.models.", "segser.data."))
+    )
+
+
+def older_yamnet_config() -> dict[str, Any]:
+    """The demo's model config as a segser from before embedding_layers, head.input_norm,
+    head.layer_sum and segmentation.tail wrote it: none of those keys."""
+    config = model_config(composed("train", ["experiment=demo"]))
+    config["backbone"]["net"] = {"_target_": "segser.models.yamnet.YAMNet"}
+    config["head"] = {
+        k: v for k, v in config["head"].items() if k not in ("input_norm", "layer_sum")
+    }
+    del config["segmentation"]["tail"]
+    return config
+
+
+def test_a_checkpoint_from_before_the_newer_options_loads_with_their_old_behaviour(
+    tmp_path: Path,
+) -> None:
+    """YAMNet's own embedding (layer 13), a head without standardizer or layer sum, and the
+    `pad` tail rule: what such a checkpoint was trained with."""
+    config = older_yamnet_config()
+    torch.manual_seed(0)
+    original = build_classifier(copy.deepcopy(config), load_pretrained=False).eval()
+    path = tmp_path / "older.ckpt"
+    torch.save(
+        {
+            "epoch": 2,
+            "state_dict": original.state_dict(),
+            "hyper_parameters": {"model_config": config},
+        },
+        path,
+    )
+    trained = load_trained(path)
+    assert trained.segmentation.tail == "pad"
+    assert trained.model.backbone.embedding_layers == (13,)
+    assert trained.model.head.standardizer is None
+    assert [type(m).__name__ for m in trained.model.head.layers] == [
+        "Linear",
+        "ReLU",
+        "Dropout",
+        "Linear",
+    ]
+    assert trained.run is None and trained.epochs_trained == 3
+    patch = torch.randn(3, 1, 96, 64, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        torch.testing.assert_close(trained.model(patch), original(patch))
+
+
+def test_an_older_vggish_config_keeps_the_final_relu() -> None:
+    """torchvggish's ReLU after the 128-d layer: what every run before the option trained with."""
+    config = model_config(composed("train", ["experiment=demo", "backbone=vggish"]))
+    config["backbone"]["net"] = {"_target_": "segser.models.vggish.VGGish"}
+    model = build_classifier(config, load_pretrained=False)
+    assert isinstance(model.backbone.embeddings[-1], torch.nn.ReLU)
