@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests.segser_cli import child_pythonpath
+
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "experiments" / "bench_gpu.py"
 FIGURES = [
@@ -23,7 +25,7 @@ FIGURES = [
 
 
 def run(*args: str) -> str:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": child_pythonpath()}
     done = subprocess.run(
         [sys.executable, str(SCRIPT), *args], capture_output=True, text=True, env=env, timeout=600
     )
