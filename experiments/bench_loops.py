@@ -95,7 +95,9 @@ def adam_options(lever: Lever, device: torch.device) -> dict[str, bool]:
     return {"fused": lever.fused_adam and on_cuda, "capturable": lever.cuda_graph and on_cuda}
 
 
-def trained_model(device: torch.device, lever: Lever = BF16_CHANNELS_LAST) -> SegmentEmotionClassifier:
+def trained_model(
+    device: torch.device, lever: Lever = BF16_CHANNELS_LAST
+) -> SegmentEmotionClassifier:
     """The classifier on `device` in training mode, laid out as `lever` says."""
     model = classifier(**adam_options(lever, device)).to(device).train()
     model.speed_up(channels_last=lever.channels_last)
