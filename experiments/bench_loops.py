@@ -10,7 +10,7 @@ channels-last, fused Adam, a CUDA graph of the whole step, torch.compile).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -106,12 +106,15 @@ def trained_model(
     return model
 
 
-def eager_step(model: SegmentEmotionClassifier, optimizer, lever: Lever, device) -> Step:
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def eager_step(loss_fn: LossFn, optimizer, lever: Lever, device: torch.device) -> Step:
     autocast = partial(torch.autocast, device.type, dtype=torch.bfloat16, enabled=lever.bf16)
 
     def step(patches: torch.Tensor, labels: torch.Tensor) -> None:
         with autocast():
-            loss = model.loss(model(patches), labels)
+            loss = loss_fn(patches, labels)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -119,7 +122,9 @@ def eager_step(model: SegmentEmotionClassifier, optimizer, lever: Lever, device)
     return step
 
 
-def graphed_step(model, optimizer, lever: Lever, device, example: tuple[torch.Tensor, ...]) -> Step:
+def graphed_step(
+    loss_fn: LossFn, optimizer, lever: Lever, device: torch.device, example: Sequence[torch.Tensor]
+) -> Step:
     """The whole step captured once in a CUDA graph (PyTorch's whole-network capture recipe):
     a replay launches every kernel of forward, backward and Adam at once. Shapes must not change.
     """
@@ -131,7 +136,7 @@ def graphed_step(model, optimizer, lever: Lever, device, example: tuple[torch.Te
         for _ in range(3):
             optimizer.zero_grad(set_to_none=True)
             with autocast(cache_enabled=False):
-                loss = model.loss(model(patches), labels)
+                loss = loss_fn(patches, labels)
             loss.backward()
             optimizer.step()
     torch.cuda.current_stream(device).wait_stream(side)
@@ -139,7 +144,7 @@ def graphed_step(model, optimizer, lever: Lever, device, example: tuple[torch.Te
     optimizer.zero_grad(set_to_none=True)  # grads are allocated from the graph's pool
     with torch.cuda.graph(graph):
         with autocast(cache_enabled=False):
-            loss = model.loss(model(patches), labels)
+            loss = loss_fn(patches, labels)
         loss.backward()
         optimizer.step()
 
@@ -151,14 +156,25 @@ def graphed_step(model, optimizer, lever: Lever, device, example: tuple[torch.Te
     return step
 
 
+def lever_step(
+    loss_fn: LossFn, optimizer, lever: Lever, device: torch.device, example: Sequence[torch.Tensor]
+) -> Step:
+    """The step `lever` asks for: CUDA-graphed on CUDA when it says so, else eager."""
+    if lever.cuda_graph and device.type == "cuda":
+        return graphed_step(loss_fn, optimizer, lever, device, example)
+    return eager_step(loss_fn, optimizer, lever, device)
+
+
 def training_step(
-    device: torch.device, lever: Lever, example: tuple[torch.Tensor, ...]
+    device: torch.device, lever: Lever, example: Sequence[torch.Tensor]
 ) -> tuple[SegmentEmotionClassifier, Step]:
     model = trained_model(device, lever)
     optimizer = model.configure_optimizers()
-    if lever.cuda_graph and device.type == "cuda":
-        return model, graphed_step(model, optimizer, lever, device, example)
-    return model, eager_step(model, optimizer, lever, device)
+
+    def loss_fn(patches: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return model.loss(model(patches), labels)
+
+    return model, lever_step(loss_fn, optimizer, lever, device, example)
 
 
 def bare_loop(
