@@ -311,7 +311,7 @@ def gpu_rows(
                       "both synchronised only at the ends"])  # fmt: skip
     if "sweep" in rows:
         with guarded(sweep):
-            window = 0.5 if smoke else 8.0
+            window = 0.5 if smoke else 6.0
             summed = {j: sweep_throughput(j, batch, window, warmup) for j in jobs}
             emit([sweep, "segments/s summed", f"{summed[1]:,.0f} (1 job)",
                   ", ".join(f"{j} jobs {r:,.0f}" for j, r in summed.items() if j > 1),
