@@ -128,7 +128,7 @@ def test_features_are_the_vggish_reference(experiment) -> None:
 
 
 def test_shipped_progress_bar_redraws_a_few_times_a_second(tmp_path: Path) -> None:
-    """Lightning's default 100 redraws a second took ~2 ms of every training step (issue 22)."""
+    """Lightning's default 100 redraws a second took up to 2 ms a step on busy cores (issue 22)."""
     from lightning.pytorch.callbacks import RichProgressBar
 
     callbacks = build_callbacks(composed("train", []), tmp_path)
