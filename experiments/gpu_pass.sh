@@ -35,6 +35,7 @@ step() {  # step NAME LIMIT_S COMMAND...: time a command, keep its tail
   local s; s=$(date +%s)
   timeout "$limit" "$@" > "/tmp/$name.log" 2>&1; local rc=$?
   { echo "## $name: rc $rc, $(( $(date +%s) - s )) s wall (limit $limit s): $*"; tail -60 "/tmp/$name.log"; } >> "$OUT/$name.txt"
+  mkdir -p "$OUT/logs"; [ "$(stat -c %s "/tmp/$name.log")" -lt 2000000 ] && cp "/tmp/$name.log" "$OUT/logs/"
 }
 
 paper() {  # paper NAME [OVERRIDE...]: the paper's command; wall time and test ALCA
@@ -59,6 +60,7 @@ rest=$(left); suite=$(( rest - 5 )); [ "$suite" -gt 150 ] && suite=150
 step suite "$suite" $PY -m pytest -q -p no:cacheprovider -rfs $(XDIST 8) --timeout 120 \
   --ignore=tests/test_notebook.py
 step bench_compile 120 $PY experiments/bench_gpu.py --rows compile
-grep -h "^PAPER" "$OUT"/paper_*.txt >> "$OUT/summary.txt" 2>/dev/null
-grep -h " | " "$OUT"/bench_*.txt >> "$OUT/summary.txt" 2>/dev/null
+grep -h "^## " "$OUT"/*.txt > "$OUT/summary.txt" 2>/dev/null
+grep -h "^PAPER" /tmp/p*.log >> "$OUT/summary.txt" 2>/dev/null
+grep -h " | " /tmp/bench_*.log >> "$OUT/summary.txt" 2>/dev/null
 echo "total $(( $(date +%s) - T0 )) s" >> "$OUT/env.txt"
