@@ -28,6 +28,7 @@ import torch
 from bench_cache_build import cache_row
 from bench_feature_range import default_cases, feature_rows, figure
 from bench_gpu import figures, gpu_rows
+from bench_step_overhead import overhead_row
 from bench_training import training_rows
 
 HEADER = ["figure", "amount", "reference / today", "ours", "ratio", "notes"]
@@ -94,6 +95,7 @@ def main() -> None:
         rows.append(["feature cache build, 12 h of audio", "-", "-", "not measured", "-",
                      "run with --cache-12h"])  # fmt: skip
     rows += training_rows(batch_size=32, steps=args.train_steps, repeats=args.repeats)
+    rows.append(overhead_row(repeats=max(args.repeats, 3)))
     rows += transfer_rows()
     if torch.cuda.is_available():
         rows += feature_rows(GPU_FEATURE_CASES, args.repeats, CUDA)

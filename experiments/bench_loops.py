@@ -1,12 +1,17 @@
 """Training loops and inputs the CPU and GPU benchmarks share (bench_training, bench_gpu).
 
 The paper's VGGish classifier, seeded patch files and batches, a bare PyTorch loop and the
-same steps through Lightning, each timed after `warmup` steps with the device synchronised.
+same steps through Lightning. Both are timed the same way: the device is synchronised when
+the timed steps start (after `warmup` steps) and once after the last one, never in between,
+so the CPU queues kernels ahead of the GPU in both. A `Lever` says how the step runs (bf16,
+channels-last, fused Adam, a CUDA graph of the whole step, torch.compile).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
@@ -21,13 +26,31 @@ from segser.models.module import SegmentEmotionClassifier
 from segser.models.vggish import VGGish
 
 TABLE3_UNITS = 200
+Step = Callable[[torch.Tensor, torch.Tensor], None]
 
 
-def classifier(units: int = TABLE3_UNITS) -> SegmentEmotionClassifier:
+@dataclass(frozen=True)
+class Lever:
+    """How a training step runs; bench rows name it by `name`."""
+
+    name: str
+    bf16: bool = True  # bf16 autocast (Lightning: bf16-mixed)
+    channels_last: bool = True
+    fused_adam: bool = False  # torch.optim.Adam(fused=True): one kernel per parameter group
+    cuda_graph: bool = False  # the whole step (forward, backward, Adam) captured and replayed
+    compile_mode: str | None = None  # torch.compile(model, mode=...)
+
+
+FLOAT32 = Lever("float32", bf16=False, channels_last=False)
+BF16_CHANNELS_LAST = Lever("bf16-mixed + channels-last")
+
+
+def classifier(units: int = TABLE3_UNITS, **adam: bool) -> SegmentEmotionClassifier:
     """VGGish + the paper's head (random weights: speed does not depend on them)."""
     torch.manual_seed(0)
     head = ClassificationHead(embedding_dim=128, units=units, num_classes=4)
-    return SegmentEmotionClassifier(VGGish(), head, ["a", "b", "c", "d"], partial(torch.optim.Adam))
+    optimizer = partial(torch.optim.Adam, **adam)
+    return SegmentEmotionClassifier(VGGish(), head, ["a", "b", "c", "d"], optimizer)
 
 
 def sync(device: torch.device) -> None:
@@ -67,38 +90,115 @@ def segment_rows(patches: np.memmap, batch_size: int) -> tuple[SegmentRows, Segm
     return dataset, SegmentBatchSampler(len(patches), batch_size, shuffle=True, seed=0)
 
 
-def trained_model(device: torch.device, bf16: bool = True) -> SegmentEmotionClassifier:
-    """The classifier on `device` in training mode; channels-last with `bf16` (the GPU setup)."""
-    model = classifier().to(device).train()
-    if bf16:
-        model.speed_up(channels_last=True)
+def adam_options(lever: Lever, device: torch.device) -> dict[str, bool]:
+    on_cuda = device.type == "cuda"
+    return {"fused": lever.fused_adam and on_cuda, "capturable": lever.cuda_graph and on_cuda}
+
+
+def trained_model(
+    device: torch.device, lever: Lever = BF16_CHANNELS_LAST
+) -> SegmentEmotionClassifier:
+    """The classifier on `device` in training mode, laid out as `lever` says."""
+    model = classifier(**adam_options(lever, device)).to(device).train()
+    model.speed_up(channels_last=lever.channels_last)
+    if lever.compile_mode:
+        model.compile(mode=lever.compile_mode)
     return model
 
 
-def bare_loop(
-    batches: list[tuple[torch.Tensor, ...]], device: torch.device, warmup: int, bf16: bool = True
-) -> float:
-    """Segments/s of a plain loop (bf16 autocast with `bf16`); the first `warmup` steps untimed."""
-    model = trained_model(device, bf16)
-    optimizer = model.configure_optimizers()
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
-    start, seen = 0.0, 0
-    for step, (patches, labels, _) in enumerate(batches):
-        if step == warmup:
-            sync(device)
-            start = time.perf_counter()
-        with autocast:
-            loss = model.loss(model(patches), labels)
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def eager_step(loss_fn: LossFn, optimizer, lever: Lever, device: torch.device) -> Step:
+    autocast = partial(torch.autocast, device.type, dtype=torch.bfloat16, enabled=lever.bf16)
+
+    def step(patches: torch.Tensor, labels: torch.Tensor) -> None:
+        with autocast():
+            loss = loss_fn(patches, labels)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        seen += len(labels) if step >= warmup else 0
+
+    return step
+
+
+def graphed_step(
+    loss_fn: LossFn, optimizer, lever: Lever, device: torch.device, example: Sequence[torch.Tensor]
+) -> Step:
+    """The whole step captured once in a CUDA graph (PyTorch's whole-network capture recipe):
+    a replay launches every kernel of forward, backward and Adam at once. Shapes must not change.
+    """
+    patches, labels = (t.clone() for t in example[:2])
+    autocast = partial(torch.autocast, "cuda", dtype=torch.bfloat16, enabled=lever.bf16)
+    side = torch.cuda.Stream(device)
+    side.wait_stream(torch.cuda.current_stream(device))
+    with torch.cuda.stream(side):  # warm up (cuDNN autotuning, Adam state) outside the capture
+        for _ in range(3):
+            optimizer.zero_grad(set_to_none=True)
+            with autocast(cache_enabled=False):
+                loss = loss_fn(patches, labels)
+            loss.backward()
+            optimizer.step()
+    torch.cuda.current_stream(device).wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    optimizer.zero_grad(set_to_none=True)  # grads are allocated from the graph's pool
+    with torch.cuda.graph(graph):
+        with autocast(cache_enabled=False):
+            loss = loss_fn(patches, labels)
+        loss.backward()
+        optimizer.step()
+
+    def step(new_patches: torch.Tensor, new_labels: torch.Tensor) -> None:
+        patches.copy_(new_patches)
+        labels.copy_(new_labels)
+        graph.replay()
+
+    return step
+
+
+def lever_step(
+    loss_fn: LossFn, optimizer, lever: Lever, device: torch.device, example: Sequence[torch.Tensor]
+) -> Step:
+    """The step `lever` asks for: CUDA-graphed on CUDA when it says so, else eager."""
+    if lever.cuda_graph and device.type == "cuda":
+        return graphed_step(loss_fn, optimizer, lever, device, example)
+    return eager_step(loss_fn, optimizer, lever, device)
+
+
+def training_step(
+    device: torch.device, lever: Lever, example: Sequence[torch.Tensor]
+) -> tuple[SegmentEmotionClassifier, Step]:
+    model = trained_model(device, lever)
+    optimizer = model.configure_optimizers()
+
+    def loss_fn(patches: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return model.loss(model(patches), labels)
+
+    return model, lever_step(loss_fn, optimizer, lever, device, example)
+
+
+def bare_loop(
+    batches: list[tuple[torch.Tensor, ...]],
+    device: torch.device,
+    warmup: int,
+    lever: Lever = BF16_CHANNELS_LAST,
+) -> float:
+    """Segments/s of a plain loop run as `lever` says; the first `warmup` steps untimed."""
+    _, step = training_step(device, lever, batches[0])
+    start, seen = 0.0, 0
+    for index, (patches, labels, _) in enumerate(batches):
+        if index == warmup:
+            sync(device)
+            start = time.perf_counter()
+        step(patches, labels)
+        seen += len(labels) if index >= warmup else 0
     sync(device)
     return seen / (time.perf_counter() - start)
 
 
-class _StepClock(L.Callback):
-    """Times training steps from step `warmup` on, synchronising the device at both ends."""
+class StepClock(L.Callback):
+    """Times training steps from step `warmup` to the end of the last one, synchronising the
+    device only at those two points (as bare_loop does)."""
 
     def __init__(self, device: torch.device, warmup: int) -> None:
         self.device, self.warmup = device, warmup
@@ -113,20 +213,24 @@ class _StepClock(L.Callback):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         if batch_idx >= self.warmup:
             self.seen += len(batch[1])
+        if batch_idx == trainer.num_training_batches - 1:
             sync(self.device)
             self.end = time.perf_counter()
 
 
 def lightning_loop(
-    batches: list[tuple[torch.Tensor, ...]], device: torch.device, warmup: int, bf16: bool = True
+    batches: list[tuple[torch.Tensor, ...]],
+    device: torch.device,
+    warmup: int,
+    lever: Lever = BF16_CHANNELS_LAST,
 ) -> float:
-    """Segments/s of Lightning on the same batches (bf16-mixed + channels-last with `bf16`)."""
-    clock = _StepClock(device, warmup)
+    """Segments/s of Lightning on the same batches, run as `lever` says (no CUDA graph)."""
+    clock = StepClock(device, warmup)
     trainer = L.Trainer(
-        accelerator=device.type, devices=1, precision="bf16-mixed" if bf16 else "32-true",
+        accelerator=device.type, devices=1, precision="bf16-mixed" if lever.bf16 else "32-true",
         max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
         enable_model_summary=False, callbacks=[clock], limit_val_batches=0,
     )  # fmt: skip
-    model = trained_model(device, bf16)
+    model = trained_model(device, lever)
     trainer.fit(model, train_dataloaders=DataLoader(batches, batch_size=None))
     return clock.seen / (clock.end - clock.start)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from bench_loops import bare_loop, lightning_loop, patch_file, segment_rows
+from bench_loops import FLOAT32, bare_loop, lightning_loop, patch_file, segment_rows
 from torch.utils.data import DataLoader, Dataset
 
 ROWS = 8192
@@ -59,9 +59,9 @@ def training_rows(batch_size: int, steps: int, repeats: int) -> list[list[str]]:
         today = seconds_per_batch(found["today"], repeats)
         ours = seconds_per_batch(found["ours"], repeats)
         batches = [b for _, b in zip(range(steps + 1), found["ours"], strict=False)]
-    bare = bare_loop(batches, CPU, warmup=1, bf16=False)
+    bare = bare_loop(batches, CPU, warmup=1, lever=FLOAT32)
     step_s = batch_size / bare
-    lightning = lightning_loop(batches, CPU, warmup=1, bf16=False)
+    lightning = lightning_loop(batches, CPU, warmup=1, lever=FLOAT32)
     rows = [
         [
             f"CPU loader, batch {batch_size} (s per batch)",

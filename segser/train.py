@@ -29,6 +29,7 @@ from segser.components import (
     read_corpus,
 )
 from segser.config_checks import check_config
+from segser.cuda_numerics import CudaNumerics, chosen, cuda_numerics
 from segser.data.corpora.clips import Clip
 from segser.data.datamodule import SegmentDataModule
 from segser.entry import CONF_DIR, in_multirun, report_user_errors, run_dir
@@ -84,6 +85,12 @@ def set_torch_threads(num_threads: int | None) -> None:
         torch.set_num_threads(num_threads)
 
 
+def run_numerics(cfg: DictConfig, device: torch.device) -> CudaNumerics | None:
+    """The float32 settings a run on `device` trains with (cuda_numerics; None on CPU)."""
+    strict = bool((cfg.get("gpu") or {}).get("strict_fp32", False))
+    return chosen(device.type == "cuda", strict, bool(cfg.trainer.get("deterministic")))
+
+
 def train(cfg: DictConfig, out_dir: Path, group: str | None = None) -> dict[str, Any]:
     """One training run; returns the metrics.json payload. Usable without Hydra's app."""
     check_config(cfg)  # before any corpus scan or cache build
@@ -111,31 +118,35 @@ def train(cfg: DictConfig, out_dir: Path, group: str | None = None) -> dict[str,
         plugins=[AtomicCheckpointIO()],
         **sweep_job_devices(cfg.trainer),
     )
+    numerics = run_numerics(cfg, trainer.strategy.root_device)
+    if numerics is not None:
+        log.info("float32 on CUDA: %s", numerics)
     status = "failed"
-    try:
-        resume = resume_from(out_dir, cfg.get("ckpt_path"), config)
-        trainer.fit(model, datamodule=datamodule, ckpt_path=resume, weights_only=True)
-        epochs_trained = trainer.current_epoch  # epochs run, early stopping or not
-        best = best_checkpoint(callbacks)
-        trainer.test(model, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
-        if not trainer.is_global_zero:  # rank 0 writes what every rank's (unpadded) shard gave
+    with cuda_numerics(numerics):  # restored after the run: torch keeps them process-wide
+        try:
+            resume = resume_from(out_dir, cfg.get("ckpt_path"), config)
+            trainer.fit(model, datamodule=datamodule, ckpt_path=resume, weights_only=True)
+            epochs_trained = trainer.current_epoch  # epochs run, early stopping or not
+            best = best_checkpoint(callbacks)
+            trainer.test(model, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
+            if not trainer.is_global_zero:  # rank 0 writes what every rank's (unpadded) shard gave
+                status = "success"
+                return {}
+            payload = save_test_results(
+                cfg, out_dir, model, datamodule, clips, best, epochs_trained, settings
+            )
+            for logger in loggers:
+                if isinstance(logger, WandbLogger):
+                    log_to_wandb(logger, out_dir, payload)
             status = "success"
-            return {}
-        payload = save_test_results(
-            cfg, out_dir, model, datamodule, clips, best, epochs_trained, settings
-        )
-        for logger in loggers:
-            if isinstance(logger, WandbLogger):
-                log_to_wandb(logger, out_dir, payload)
-        status = "success"
-        return payload
-    finally:
-        for logger in loggers:
-            logger.finalize(status)
-        if any(isinstance(logger, WandbLogger) for logger in loggers):
-            import wandb
+            return payload
+        finally:
+            for logger in loggers:
+                logger.finalize(status)
+            if any(isinstance(logger, WandbLogger) for logger in loggers):
+                import wandb
 
-            wandb.finish(exit_code=0 if status == "success" else 1)
+                wandb.finish(exit_code=0 if status == "success" else 1)
 
 
 def save_test_results(

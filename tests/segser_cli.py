@@ -7,13 +7,23 @@ import subprocess
 import sys
 from pathlib import Path
 
+REPO = Path(__file__).resolve().parents[1]
+
+
+def child_pythonpath() -> str:
+    """This checkout first, then the caller's PYTHONPATH (extended, never replaced: packages
+    may come from it, as on a GPU machine where wheels sit in a --target folder)."""
+    return os.pathsep.join([str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])])
+
 
 def segser_env(
     tmp_path: Path | None = None, extra_env: dict[str, str] | None = None
 ) -> dict[str, str]:
     """The caller's environment without IEMOCAP_ROOT and W&B settings, so tests see a clean
-    setup; with tmp_path, data and outputs go to tmp_path/data, /outputs."""
+    setup, importing this checkout's segser; with tmp_path, data and outputs go to
+    tmp_path/data, /outputs."""
     env = {k: v for k, v in os.environ.items() if k != "IEMOCAP_ROOT" and not k.startswith("WANDB")}
+    env["PYTHONPATH"] = child_pythonpath()
     if tmp_path is not None:
         env.update(
             SEGSER_OUTPUT_DIR=str(tmp_path / "outputs"), SEGSER_DATA_DIR=str(tmp_path / "data")

@@ -11,19 +11,24 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests.segser_cli import child_pythonpath
+
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "experiments" / "bench_gpu.py"
 FIGURES = [
-    r"fine-tuning, bf16-mixed \+ channels-last, batch 1 \| 1 steps \| - \| [\d,]+ segments/s",
-    r"VGGish fine-tuning, bf16-mixed \+ channels-last, batch 2 \|",
+    r"fine-tuning, float32 strict \(IEEE, no autotuning\), batch 1 \| 2 steps \| - \| [\d,]+ segm",
+    r"fine-tuning, float32 fast path \(TF32 \+ cuDNN autotuning\), batch 2 \|",
+    r"fine-tuning, bf16-mixed \+ channels-last, batch 1 \| 2 steps \| - \| [\d,]+ segments/s",
+    r"fine-tuning, bf16-mixed \+ channels-last \+ fused Adam \+ CUDA graph of the step, batch 2 \|",
     r"loader share of a training step, batch 1 .*pinned host [\d.]+% \| resident [\d.]+%",
     r"Lightning vs bare loop, batch 1 .*\| [\d.]+x \|",
     r"Table 3 sweep on one GPU, 1/2 jobs, batch 1 \| segments/s summed \| [\d,]+ \(1 job\) \| 2 ",
+    r"seeds stacked in one process, 1/2 seeds, batch 1 each \| segments/s summed \| [\d,]+ \(1 ",
 ]
 
 
 def run(*args: str) -> str:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": child_pythonpath()}
     done = subprocess.run(
         [sys.executable, str(SCRIPT), *args], capture_output=True, text=True, env=env, timeout=600
     )
@@ -50,5 +55,6 @@ def test_bf16_peak_table() -> None:
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_on_cuda_prints_batch_32_and_256() -> None:
-    out = run()
-    assert re.search(r"batch 256 \|.* TFLOP/s", out) and "1/2/4 jobs" in out
+    out = run("--rows", "levers")  # the other rows: experiments/gpu_pass.sh runs them all
+    assert re.search(r"CUDA graph of the step, batch 256 \|.* TFLOP/s", out)
+    assert re.search(r"float32 strict .*, batch 32 \|.* TFLOP/s", out)

@@ -125,3 +125,12 @@ def test_features_are_the_vggish_reference(experiment) -> None:
     assert (settings.stft_window_samples, settings.stft_hop_samples) == (400, 160)
     assert settings.fft_length == 512
     assert round(settings.example_window_seconds / settings.stft_hop_seconds) == 96
+
+
+def test_shipped_progress_bar_redraws_a_few_times_a_second(tmp_path: Path) -> None:
+    """Lightning's default 100 redraws a second took up to 2 ms a step on busy cores (issue 22)."""
+    from lightning.pytorch.callbacks import RichProgressBar
+
+    callbacks = build_callbacks(composed("train", []), tmp_path)
+    (bar,) = [c for c in callbacks if isinstance(c, RichProgressBar)]
+    assert 0 < bar.refresh_rate <= 10

@@ -8,11 +8,11 @@ from typing import Any
 import lightning as L
 import torch
 from torch import nn
-from torchmetrics import MeanMetric
 
 from segser.errors import SegserError
 from segser.metrics.clip_accuracy import ClipSummary
 from segser.metrics.collection import ACCURACY_NAMES, ClipMetrics
+from segser.metrics.mean_loss import MeanSegmentLoss
 
 OptimizerFactory = Callable[[Iterable[dict[str, Any]]], torch.optim.Optimizer]
 
@@ -42,7 +42,7 @@ class SegmentEmotionClassifier(L.LightningModule):
         if freeze_backbone:
             self.backbone.requires_grad_(False)
         self.loss = nn.CrossEntropyLoss()
-        self.train_loss = MeanMetric()  # the epoch's mean segment loss
+        self.train_loss = MeanSegmentLoss()  # never waits for the device (a NaN check would)
         self.val_metrics = ClipMetrics(len(self.classes))
         self.test_metrics = ClipMetrics(len(self.classes))
         self.test_clips: ClipSummary | None = None  # the clip table the test metrics scored
@@ -133,7 +133,7 @@ class SegmentEmotionClassifier(L.LightningModule):
         self._track_finite("train", loss, logits)
         # Accumulated here and logged once per epoch: self.log on every step costs more than
         # a whole step of a head on cached embeddings.
-        self.train_loss.update(loss.detach(), weight=len(labels))
+        self.train_loss.update(loss, len(labels))
         return loss
 
     def _evaluate(self, batch: tuple[torch.Tensor, ...], stage: str, metrics: ClipMetrics) -> None:

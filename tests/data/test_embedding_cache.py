@@ -21,6 +21,7 @@ from segser.data.corpora.clips import Clip
 from segser.data.logmel.features import LogMelSettings
 from segser.data.signal.segmentation import SegmentationSettings
 from segser.models.backbone import Backbone
+from tests.segser_cli import child_pythonpath
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -121,7 +122,7 @@ embedding_cache.build_or_open_embeddings(PatchCache.open(__import__("pathlib").P
 
 
 def test_a_killed_build_resumes_where_it_stopped(patches: PatchCache) -> None:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "PYTHONPATH": child_pythonpath()}
     child = subprocess.Popen(
         [sys.executable, "-c", _BUILD_SLOWLY, str(patches.directory)],
         cwd=REPO,

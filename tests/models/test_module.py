@@ -114,3 +114,22 @@ def test_nan_validation_logits_stop_the_run_naming_the_epoch() -> None:
     # Two validation batches per epoch: the 5th validation forward is in epoch 2.
     message = _fit_until_divergence(DivergingBackbone(nan_from_call=5, in_training=False))
     assert message.startswith("training diverged in epoch 2 (counting from 0): the val loss")
+
+
+def test_a_training_step_never_reads_a_tensor_on_the_host(monkeypatch) -> None:
+    """No .item(), no Python `if` on a tensor: on a GPU either waits for the step (issue 22)."""
+    model = classifier()
+    model.train()
+    model.on_train_epoch_start()
+    batch = torch.randn(8, 1, 96, 64), torch.arange(8) % 4, torch.arange(8)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a tensor was read on the host during the training step")
+
+    for name in ("__bool__", "item", "tolist", "__float__", "__int__", "numpy"):
+        monkeypatch.setattr(torch.Tensor, name, refuse)
+    for _ in range(2):
+        loss = model.training_step(batch, 0)
+    monkeypatch.undo()
+    assert torch.isfinite(loss) and bool(model.finite["train"])
+    assert model.train_loss.compute().item() > 0
