@@ -50,8 +50,9 @@ def build_or_open_segments(
 class SegmentDataset(SegmentRows):
     """The segments of a subset of clips; clip ids are indices into the clip table.
 
-    `inputs`: the array rows come from, the segment cache's rows (default: patches [rows, 96,
-    64] or waveform segments [rows, samples]) or a frozen backbone's embeddings [rows, D].
+    `inputs`: where rows come from, the segment cache's rows (default: patches [rows, 96, 64]
+    or waveform segments [rows, samples]) or a frozen backbone's embeddings [rows, D] (an array,
+    or an EmbeddingCache's rows).
     """
 
     def __init__(
@@ -59,10 +60,12 @@ class SegmentDataset(SegmentRows):
         cache: PatchCache | WaveformCache,
         rows: np.ndarray,
         clip_labels: np.ndarray,
-        inputs: np.ndarray | None = None,
+        inputs: np.ndarray | MappedRows | None = None,
     ) -> None:
         clips = cache.row_clip[rows]
-        source = cache.rows() if inputs is None else MappedRows(inputs)
+        source = cache.rows() if inputs is None else inputs
+        if isinstance(source, np.ndarray):
+            source = MappedRows(source)
         super().__init__(source, rows, clip_labels[clips], clips)
         self.row_segment = cache.row_segment[rows]
 
@@ -167,7 +170,7 @@ class SegmentDataModule(L.LightningDataModule):
         if self.frozen_backbone is not None:
             if self.embeddings is None:
                 self.embeddings = build_or_open_embeddings(self.cache, self.frozen_backbone)
-            inputs = self.embeddings.embeddings
+            inputs = self.embeddings.rows()
         for name in ("train", "val", "test"):
             rows = self.cache.rows_for_clips(getattr(self.split, name))
             self.datasets[name] = SegmentDataset(self.cache, rows, self.clip_labels, inputs)

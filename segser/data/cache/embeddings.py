@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from segser.data.batches import MappedRows
 from segser.data.cache.entry import (
     BrokenEntry,
     build_progress,
@@ -82,6 +83,11 @@ class EmbeddingCache:
 
     directory: Path
     embeddings: np.ndarray
+    center: np.ndarray | None = None  # float16 entries: the rows are embedding - center
+
+    def rows(self) -> MappedRows:
+        """What the datamodule serves head batches from: float32 embeddings (center added)."""
+        return MappedRows(self.embeddings, self.center)
 
     @classmethod
     def open(cls, directory: Path) -> EmbeddingCache:
@@ -92,7 +98,12 @@ class EmbeddingCache:
             dtype, suffix = DTYPES[meta.get("dtype", "float32")]
         except (KeyError, TypeError, ValueError) as error:
             raise BrokenEntry(f"meta.json is incomplete ({error})") from error
-        return cls(directory, map_rows(directory / f"embeddings.{suffix}", rows, (dim,), dtype))
+        embeddings = map_rows(directory / f"embeddings.{suffix}", rows, (dim,), dtype)
+        if dtype == np.float32:
+            return cls(directory, embeddings)
+        return cls(
+            directory, embeddings, np.array(map_rows(directory / "center.f32", dim, (), np.float32))
+        )
 
 
 def _checkpointed_rows(state: dict, total: int) -> int:
@@ -124,7 +135,12 @@ def _build(
     )
     was_training = backbone.training
     backbone.eval()
+    center = None
     try:
+        if dtype != np.float32:
+            center = _center(
+                patches, backbone, partial / "center.f32", state, data_path, batch_rows
+            )
         with (
             open(data_path, "ab") as handle,
             build_progress("embedding cache") as bar,
@@ -133,7 +149,10 @@ def _build(
             task = bar.add_task("segments", total=total, completed=state["rows_done"])
             for batch, start in enumerate(range(state["rows_done"], total, batch_rows), start=1):
                 inputs = patches.inputs(start, min(start + batch_rows, total))
-                embedding = backbone(inputs).float().numpy().astype(dtype)
+                embedding = backbone(inputs).float().numpy()
+                if center is not None:
+                    embedding = embedding - center
+                embedding = embedding.astype(dtype)
                 handle.write(np.ascontiguousarray(embedding).tobytes())
                 state["rows_done"] = start + len(inputs)
                 if batch % CHECKPOINT_EVERY_BATCHES == 0:
@@ -152,6 +171,34 @@ def _build(
         "weights_sha256": weights,
     }
     finish_build(progress_path, meta)
+
+
+def _center(
+    segments: SegmentCache,
+    backbone: nn.Module,
+    path: Path,
+    state: dict,
+    data_path: Path,
+    batch_rows: int,
+) -> np.ndarray:
+    """The float16 entry's center: the first batch's mean embedding, written before any row.
+
+    float16 keeps 11 significant bits of each number; stored as the difference from this
+    center, its rounding is relative to how embeddings differ, not to their size (transformer
+    layers have dimensions with large, nearly constant values). A resumed build reuses it."""
+    dim = int(backbone.embedding_dim)
+    if state["rows_done"] and path.is_file() and path.stat().st_size == dim * 4:
+        return np.fromfile(path, dtype=np.float32)
+    state["rows_done"] = 0  # rows without their center cannot be read: start over
+    with open(data_path, "ab") as handle:
+        handle.truncate(0)
+    center = np.zeros(dim, dtype=np.float32)
+    if len(segments):
+        with torch.no_grad():
+            first = backbone(segments.inputs(0, min(batch_rows, len(segments))))
+        center = first.double().mean(0).float().numpy()
+    center.tofile(path)
+    return center
 
 
 def build_or_open_embeddings(

@@ -78,6 +78,10 @@ class WaveformRows:
     def __getitem__(self, rows: np.ndarray | slice) -> np.ndarray:
         return window_views(self.samples, self.grid)[self.row_window[rows]]
 
+    def take(self, rows: np.ndarray) -> np.ndarray:
+        """Segments [B, window] of rows `rows`: one gather from the strided view."""
+        return self[rows]
+
     def __len__(self) -> int:
         return len(self.row_window)
 
