@@ -5,8 +5,8 @@ size, with RANDOM weights (none can be downloaded here; speed does not depend on
 values): the frozen embedding pass (eval, no grad, every layer pooled: what the frozen cache
 builds) and a fine-tuning step (train mode with the bundle's dropout and layer drop, the
 convolutional encoder frozen, forward + backward + Adam on the transformer and a head) on 1 s
-segments. On CPU one small batch each (the rows are short, not precise); with CUDA, bf16
-autocast, a warm-up batch and larger batches: the GPU rows. Example:
+segments, each after one warm-up batch. On CPU one small timed batch each (the rows are
+short, not precise); with CUDA, bf16 autocast and larger batches: the GPU rows. Example:
     python experiments/bench_ssl.py [--device cuda] [--backbones wavlm_base_plus hubert_base]
 """
 
@@ -45,10 +45,9 @@ def sync(device: torch.device) -> None:
 
 
 def segments_per_second(step, device: torch.device, batches: int) -> float:
-    """Batches per second of `step` (after one warm-up batch on a GPU: allocator, kernels)."""
-    if device.type == "cuda":
-        step()
-        sync(device)
+    """Batches per second of `step`, after one warm-up batch (allocator, kernels, Adam state)."""
+    step()
+    sync(device)
     start = time.perf_counter()
     for _ in range(batches):
         step()
@@ -98,9 +97,9 @@ def ssl_rows(
         parameters = sum(p.numel() for p in backbone.parameters()) / 1e6
         note = f"random weights; {parameters:.0f}M parameters, 1 s segments"
         rows.append([f"{name} embedding pass (frozen, every layer)", where, "-",
-                     f"{frozen:.1f} segments/s", "-", note])  # fmt: skip
+                     f"{frozen:.3g} segments/s", "-", note])  # fmt: skip
         rows.append([f"{name} fine-tuning step (conv encoder frozen)", where, "-",
-                     f"{tuned:.1f} segments/s", "-", note])  # fmt: skip
+                     f"{tuned:.3g} segments/s", "-", note])  # fmt: skip
         del backbone, head, optimizer
         if device.type == "cuda":
             torch.cuda.empty_cache()
