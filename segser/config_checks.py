@@ -156,13 +156,25 @@ def _backbone_class(cfg: DictConfig) -> type[Backbone] | None:
 
 def _check_embedding_layers(cfg: DictConfig) -> None:
     """Layer indices within the backbone's layers (YAMNet: 0-13; a speech transformer: its
-    transformer layers, or null for all of them)."""
+    transformer layers, or null for all of them); a speech transformer's window."""
     value = _value(cfg, "backbone.net.embedding_layers")
     backbone = _backbone_class(cfg)
     if value is _ABSENT or backbone is None:
         return
     if issubclass(backbone, SpeechTransformer):
-        count = backbone.num_layers(_value(cfg, "backbone.net"))
+        net = _value(cfg, "backbone.net")
+        window, rate = (
+            _value(cfg, "segmentation.window_seconds"),
+            _value(cfg, "features.sample_rate_hz"),
+        )
+        if _number(window) and _integer(rate) and round(window * rate) < backbone.min_samples(net):
+            shortest = backbone.min_samples(net) / rate
+            raise _out_of_range(
+                "segmentation.window_seconds",
+                window,
+                f">= {shortest:g} s, the convolutional encoder's receptive field",
+            )
+        count = backbone.num_layers(net)
         allowed = (
             f"null (every layer) or a non-empty list of transformer layer indices 0-{count - 1}"
         )

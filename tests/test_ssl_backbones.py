@@ -139,6 +139,9 @@ def test_the_cli_runs_one_backbone_end_to_end(tmp_path: Path) -> None:
         (["backbone=wav2vec2_large", "backbone.net.embedding_layers=[24]"],
          "backbone.net.embedding_layers=[24] is out of range: allowed null (every layer) or a "
          "non-empty list of transformer layer indices 0-23"),
+        (["backbone=wavlm_base_plus", "segmentation.window_seconds=0.02"],
+         "segmentation.window_seconds=0.02 is out of range: allowed >= 0.025 s, the "
+         "convolutional encoder's receptive field"),
     ],
 )  # fmt: skip
 def test_contradicting_overrides_are_one_line(overrides: list[str], words: str) -> None:

@@ -152,6 +152,17 @@ class SpeechTransformer(Backbone):
         load_ssl_weights(self.model, source, self.file_name)
 
     @classmethod
+    def min_samples(cls, net: Mapping[str, Any]) -> int:
+        """The convolutional encoder's receptive field: the shortest segment giving one frame
+        (400 samples, 25 ms, for every bundle)."""
+        params = bundle_params(str(net.get("bundle", "WAVLM_BASE_PLUS")), net.get("params"))
+        field, stride = 1, 1
+        for _, kernel, step in params["extractor_conv_layer_config"]:
+            field += (kernel - 1) * stride
+            stride *= step
+        return field
+
+    @classmethod
     def num_layers(cls, net: Mapping[str, Any]) -> int:
         """Transformer layers the config `net` builds (config_checks' range check)."""
         params = bundle_params(str(net.get("bundle", "WAVLM_BASE_PLUS")), net.get("params"))
