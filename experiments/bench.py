@@ -3,9 +3,11 @@
 Rows: features (torchvggish reference vs ours) from 1 s clips to 10-minute recordings at
 8-48 kHz, mono and stereo; the 12 h feature-cache build (`--cache-12h`, takes a while); the
 CPU loader and its share of a training step; Lightning vs a bare loop; the transfer issue's
-frozen-sweep figures (experiments/bench_transfer.py); with CUDA, GPU rows (features on the
-GPU, experiments/bench_gpu.py), else the same figures "not measured (no CUDA)". Example:
-    python experiments/bench.py --out outputs/bench.md [--cache-12h] [--hour]
+frozen-sweep figures (experiments/bench_transfer.py); the SSL backbones' embedding and
+fine-tuning speed (experiments/bench_ssl.py: base models on CPU, large ones with --ssl-large);
+with CUDA, GPU rows (features on the GPU, experiments/bench_gpu.py, bench_ssl.py in bf16),
+else the same figures "not measured (no CUDA)". Example:
+    python experiments/bench.py --out outputs/bench.md [--cache-12h] [--hour] [--ssl-large]
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from bench_cache_build import cache_row
 from bench_feature_range import default_cases, feature_rows, figure
 from bench_gpu import figures, gpu_rows
 from bench_step_overhead import overhead_row
+from bench_ssl import BACKBONES, BASE, ssl_rows
 from bench_training import training_rows
 
 HEADER = ["figure", "amount", "reference / today", "ours", "ratio", "notes"]
@@ -83,6 +86,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2, help="interleaved runs (best kept)")
     parser.add_argument("--train-steps", type=int, default=5, help="timed CPU training steps")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--ssl-large", action="store_true", help="CPU rows of the large SSL models")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -97,11 +101,17 @@ def main() -> None:
     rows += training_rows(batch_size=32, steps=args.train_steps, repeats=args.repeats)
     rows.append(overhead_row(repeats=max(args.repeats, 3)))
     rows += transfer_rows()
+    rows += ssl_rows(torch.device("cpu"), BACKBONES if args.ssl_large else BASE)
+    if not args.ssl_large:
+        rows += [[f"{name} embedding pass and fine-tuning (CPU)", "-", "-", "not measured", "-",
+                  "run with --ssl-large"] for name in BACKBONES[len(BASE):]]  # fmt: skip
     if torch.cuda.is_available():
         rows += feature_rows(GPU_FEATURE_CASES, args.repeats, CUDA)
         rows += gpu_rows(CUDA)
+        rows += ssl_rows(CUDA)
     else:
         titles = [figure(case, CUDA) for case in GPU_FEATURE_CASES] + list(figures())
+        titles += [f"{name} embedding pass and fine-tuning (GPU, bf16)" for name in BACKBONES]
         rows += [[title, "-", "-", NO_GPU, "-", "-"] for title in titles]
     table = f"Machine: {where}\n\n{markdown(rows)}\n"
     print("\n" + table)

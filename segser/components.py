@@ -17,7 +17,8 @@ from torch import nn
 
 from segser.data.corpora.clips import Clip, label_counts
 from segser.data.datamodule import SegmentDataModule
-from segser.data.logmel.features import LogMelSettings
+from segser.data.features import FeatureSettings
+from segser.data.features import feature_settings as settings_from
 from segser.data.signal.segmentation import segmentation_settings
 from segser.data.splits import ClipSplit
 from segser.errors import SegserError
@@ -47,8 +48,8 @@ def read_corpus(dataset: DictConfig) -> list[Clip]:
     return clips
 
 
-def feature_settings(cfg: DictConfig) -> LogMelSettings:
-    return LogMelSettings(**OmegaConf.to_container(cfg.features, resolve=True))
+def feature_settings(cfg: DictConfig) -> FeatureSettings:
+    return settings_from(OmegaConf.to_container(cfg.features, resolve=True))
 
 
 def model_config(cfg: DictConfig) -> dict[str, Any]:

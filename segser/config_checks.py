@@ -16,11 +16,13 @@ from typing import Any
 from hydra.utils import get_class
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from segser.data.logmel.features import LogMelSettings
+from segser.data.features import feature_settings
 from segser.data.signal.segmentation import TAILS
 from segser.data.splits import check_ratios
+from segser.data.waveform.settings import WaveformSettings
 from segser.errors import SegserError
 from segser.models.backbone import Backbone, check_features
+from segser.models.ssl import SpeechTransformer
 from segser.models.yamnet import FINAL_LAYER
 
 _ABSENT = object()
@@ -53,16 +55,6 @@ RULES = (
     Rule("backbone.net.units", "an integer >= 1", lambda v: _integer(v) and v >= 1),
     Rule("backbone.net.num_layers", "an integer >= 1", lambda v: _integer(v) and v >= 1),
     Rule("backbone.net.dropout", "a number in [0, 1)", lambda v: _number(v) and 0 <= v < 1),
-    Rule(
-        "backbone.net.embedding_layers",
-        f"a non-empty list of YAMNet layer indices 0-{FINAL_LAYER}, e.g. [{FINAL_LAYER}] or "
-        "[6,7,8,9,10,11]",
-        lambda v: (
-            isinstance(v, list)
-            and bool(v)
-            and all(_integer(i) and 0 <= i <= FINAL_LAYER for i in v)
-        ),
-    ),
     Rule("backbone.lr", "a number > 0, or null", lambda v: v is None or (_number(v) and v > 0)),
     Rule("optimizer.lr", "a number > 0", lambda v: _number(v) and v > 0),
     Rule("data.batch_size", "an integer >= 1", lambda v: _integer(v) and v >= 1),
@@ -95,7 +87,9 @@ def _check_features_and_window(cfg: DictConfig) -> None:
     if features is _ABSENT:
         return
     try:
-        settings = LogMelSettings(**features)
+        settings = feature_settings(features)
+        if isinstance(settings, WaveformSettings):  # any window of at least one sample
+            return
         patch_samples = settings.patch_samples
         if patch_samples < 1 or settings.stft_hop_samples < 1 or settings.sample_rate_hz < 1:
             raise ValueError("the STFT window, hop and sample rate must be positive")
@@ -149,16 +143,60 @@ def _check_split(cfg: DictConfig) -> None:
         raise _out_of_range("split.fold", fold, f"1..{folds}{per}")
 
 
-def _check_backbone_features(cfg: DictConfig) -> None:
-    """The backbone's own features (YAMNet's log offset) before the corpus scan, not after."""
+def _backbone_class(cfg: DictConfig) -> type[Backbone] | None:
     target = _value(cfg, "backbone.net._target_")
     if not isinstance(target, str):
-        return
+        return None
     try:
         backbone = get_class(target)
     except Exception:  # a bad target is named in one line when the model is built
+        return None
+    return backbone if isinstance(backbone, type) and issubclass(backbone, Backbone) else None
+
+
+def _check_embedding_layers(cfg: DictConfig) -> None:
+    """Layer indices within the backbone's layers (YAMNet: 0-13; a speech transformer: its
+    transformer layers, or null for all of them); a speech transformer's window."""
+    value = _value(cfg, "backbone.net.embedding_layers")
+    backbone = _backbone_class(cfg)
+    if value is _ABSENT or backbone is None:
         return
-    if isinstance(backbone, type) and issubclass(backbone, Backbone):
+    if issubclass(backbone, SpeechTransformer):
+        net = _value(cfg, "backbone.net")
+        window, rate = (
+            _value(cfg, "segmentation.window_seconds"),
+            _value(cfg, "features.sample_rate_hz"),
+        )
+        if _number(window) and _integer(rate) and round(window * rate) < backbone.min_samples(net):
+            shortest = backbone.min_samples(net) / rate
+            raise _out_of_range(
+                "segmentation.window_seconds",
+                window,
+                f">= {shortest:g} s, the convolutional encoder's receptive field",
+            )
+        count = backbone.num_layers(net)
+        allowed = (
+            f"null (every layer) or a non-empty list of transformer layer indices 0-{count - 1}"
+        )
+        if value is None:
+            return
+    else:
+        count = FINAL_LAYER + 1
+        allowed = (
+            f"a non-empty list of YAMNet layer indices 0-{FINAL_LAYER}, e.g. [{FINAL_LAYER}] "
+            "or [6,7,8,9,10,11]"
+        )
+    if not (
+        isinstance(value, list) and value and all(_integer(i) and 0 <= i < count for i in value)
+    ):
+        raise _out_of_range("backbone.net.embedding_layers", value, allowed)
+
+
+def _check_backbone_features(cfg: DictConfig) -> None:
+    """The backbone's own features (YAMNet's log offset, a speech transformer's waveform) before
+    the corpus scan, not after."""
+    backbone = _backbone_class(cfg)
+    if backbone is not None:
         name = _value(cfg, "backbone.name")
         features = _value(cfg, "features")
         check_features(
@@ -176,5 +214,6 @@ def check_config(cfg: DictConfig) -> None:
             raise _out_of_range(rule.key, value, rule.allowed)
     _check_features_and_window(cfg)
     _check_backbone_features(cfg)
+    _check_embedding_layers(cfg)
     _check_classes_and_label_map(cfg)
     _check_split(cfg)

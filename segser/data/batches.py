@@ -17,10 +17,16 @@ from torch.utils.data import Dataset, Sampler
 
 
 class MappedRows:
-    """An array whose row i is segment i; a np.memmap travels to workers as its file name."""
+    """An array whose row i is segment i; a np.memmap travels to workers as its file name.
 
-    def __init__(self, array: np.ndarray) -> None:
+    `add_channel`: rows of patches [rows, 96, 64] are served with a channel axis. `offset`: a
+    per-column float32 vector added to every row served (float16 embeddings are stored as the
+    difference from one, so that their rounding is relative to their spread, not their size)."""
+
+    def __init__(self, array: np.ndarray, offset: np.ndarray | None = None) -> None:
         self._array: np.ndarray | None = array
+        self.add_channel = array.ndim == 3
+        self.offset = offset
         self._spec = None
         if isinstance(array, np.memmap) and array.filename:
             self._spec = (array.filename, array.dtype.str, array.shape, array.offset)
@@ -32,8 +38,15 @@ class MappedRows:
             self._array = np.memmap(filename, dtype=dtype, mode="r", shape=shape, offset=offset)
         return self._array
 
+    def take(self, rows: np.ndarray) -> np.ndarray:
+        """Rows `rows` as float32 (one fancy index: a copy, never a view), offset added."""
+        batch = np.asarray(self.array[rows], dtype=np.float32)
+        return batch + self.offset if self.offset is not None else batch
+
     def __getstate__(self) -> dict:
-        return {"_spec": self._spec, "_array": None if self._spec else self._array}
+        state = dict(self.__dict__)
+        state["_array"] = None if self._spec else self._array
+        return state
 
 
 class SegmentRows(Dataset):
@@ -53,15 +66,17 @@ class SegmentRows(Dataset):
 
     def features(self, indices: np.ndarray) -> torch.Tensor:
         """Features of the given items, one fancy index of the array (a copy, never a view)."""
-        batch = torch.from_numpy(np.ascontiguousarray(self.rows.array[self.cache_rows[indices]]))
-        return batch.unsqueeze(1) if batch.ndim == 3 else batch  # patches get a channel axis
+        batch = torch.from_numpy(np.ascontiguousarray(self.rows.take(self.cache_rows[indices])))
+        # patches and waveform segments get a channel axis (embeddings stay [B, D])
+        return batch.unsqueeze(1) if self.rows.add_channel else batch
 
     def __getitem__(self, indices: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         index = torch.as_tensor(indices)
         return self.features(indices), self.labels[index], self.clips[index]
 
     def nbytes(self) -> int:
-        return len(self) * int(np.prod(self.rows.array.shape[1:])) * self.rows.array.itemsize
+        """Bytes of the split as served (float32, float16 embeddings included)."""
+        return len(self) * int(np.prod(self.rows.array.shape[1:])) * 4
 
 
 class SegmentBatchSampler(Sampler[np.ndarray]):

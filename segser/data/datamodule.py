@@ -1,6 +1,7 @@
-"""LightningDataModule: cached patches -> batches of (patch [B,1,96,64], label [B], clip id [B]).
+"""LightningDataModule: cached segments -> batches of (input, label [B], clip id [B]).
 
-With a frozen backbone, batches carry its cached embeddings [B, D] instead of patches.
+The input is a log-mel patch [B, 1, 96, 64] or, with features.kind=waveform, a raw segment
+[B, 1, samples]; with a frozen backbone, its cached embeddings [B, D] instead.
 """
 
 from __future__ import annotations
@@ -18,10 +19,12 @@ from torch.utils.data import DataLoader
 from segser.data.batches import DeviceBatches, MappedRows, SegmentBatchSampler, SegmentRows
 from segser.data.cache.embeddings import EmbeddingCache, build_or_open_embeddings
 from segser.data.cache.patches import PatchCache, build_or_open_cache
+from segser.data.cache.waveforms import WaveformCache, build_or_open_waveforms
 from segser.data.corpora.clips import Clip
-from segser.data.logmel.features import LogMelSettings
+from segser.data.features import FeatureSettings
 from segser.data.signal.segmentation import SegmentationSettings
 from segser.data.splits import ClipSplit, SplitFunction
+from segser.data.waveform.settings import WaveformSettings
 from segser.errors import SegserError
 
 log = logging.getLogger("segser")
@@ -31,23 +34,39 @@ DATA_DEVICES = ("auto", "cpu", "cuda")
 RESIDENT_FRACTION_OF_FREE = 0.5
 
 
+def build_or_open_segments(
+    clips: Sequence[Clip],
+    cache_dir: str | Path,
+    segmentation: SegmentationSettings,
+    features: FeatureSettings,
+    on_bad_clip: str = "fail",
+) -> PatchCache | WaveformCache:
+    """The segment cache of the features' path: log-mel patches or waveform segments."""
+    if isinstance(features, WaveformSettings):
+        return build_or_open_waveforms(clips, cache_dir, segmentation, features, on_bad_clip)
+    return build_or_open_cache(clips, cache_dir, segmentation, features, on_bad_clip)
+
+
 class SegmentDataset(SegmentRows):
     """The segments of a subset of clips; clip ids are indices into the clip table.
 
-    `inputs`: the array rows come from, the patch cache's patches [rows, 96, 64] (default) or
-    a frozen backbone's embeddings [rows, D] aligned with them.
+    `inputs`: where rows come from, the segment cache's rows (default: patches [rows, 96, 64]
+    or waveform segments [rows, samples]) or a frozen backbone's embeddings [rows, D] (an array,
+    or an EmbeddingCache's rows).
     """
 
     def __init__(
         self,
-        cache: PatchCache,
+        cache: PatchCache | WaveformCache,
         rows: np.ndarray,
         clip_labels: np.ndarray,
-        inputs: np.ndarray | None = None,
+        inputs: np.ndarray | MappedRows | None = None,
     ) -> None:
         clips = cache.row_clip[rows]
-        source = cache.patches if inputs is None else inputs
-        super().__init__(MappedRows(source), rows, clip_labels[clips], clips)
+        source = cache.rows() if inputs is None else inputs
+        if isinstance(source, np.ndarray):
+            source = MappedRows(source)
+        super().__init__(source, rows, clip_labels[clips], clips)
         self.row_segment = cache.row_segment[rows]
 
     def segment_index(self) -> np.ndarray:
@@ -67,7 +86,7 @@ class SegmentDataModule(L.LightningDataModule):
         classes: Sequence[str],
         cache_dir: str | Path,
         segmentation: SegmentationSettings,
-        features: LogMelSettings,
+        features: FeatureSettings,
         split: SplitFunction,
         batch_size: int = 32,
         num_workers: int = 0,
@@ -105,7 +124,7 @@ class SegmentDataModule(L.LightningDataModule):
         if device not in DATA_DEVICES:
             raise SegserError(f"data.device must be one of {DATA_DEVICES}, got {device!r}")
         self.device = device
-        self.cache: PatchCache | None = None
+        self.cache: PatchCache | WaveformCache | None = None
         self.embeddings: EmbeddingCache | None = None
         self._threads_before: int | None = None
         self.split: ClipSplit | None = None
@@ -116,7 +135,7 @@ class SegmentDataModule(L.LightningDataModule):
 
         The entries opened here are kept for this process's setup (the other DDP ranks open
         them there), so the clips are not stat'ed and the weights not hashed twice."""
-        self.cache = build_or_open_cache(
+        self.cache = build_or_open_segments(
             self.clips, self.cache_dir, self.segmentation, self.features, self.on_bad_clip
         )
         if self.frozen_backbone is not None:
@@ -128,7 +147,7 @@ class SegmentDataModule(L.LightningDataModule):
         if self.datasets:
             return
         if self.cache is None:
-            self.cache = build_or_open_cache(
+            self.cache = build_or_open_segments(
                 self.clips, self.cache_dir, self.segmentation, self.features, self.on_bad_clip
             )
         if self.cache.skipped:
@@ -151,7 +170,7 @@ class SegmentDataModule(L.LightningDataModule):
         if self.frozen_backbone is not None:
             if self.embeddings is None:
                 self.embeddings = build_or_open_embeddings(self.cache, self.frozen_backbone)
-            inputs = self.embeddings.embeddings
+            inputs = self.embeddings.rows()
         for name in ("train", "val", "test"):
             rows = self.cache.rows_for_clips(getattr(self.split, name))
             self.datasets[name] = SegmentDataset(self.cache, rows, self.clip_labels, inputs)

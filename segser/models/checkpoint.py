@@ -18,7 +18,7 @@ import lightning as L
 import torch
 from hydra.utils import get_object
 
-from segser.data.logmel.features import LogMelSettings
+from segser.data.features import FeatureSettings, feature_settings
 from segser.data.signal.segmentation import SegmentationSettings, segmentation_settings
 from segser.errors import SegserError
 from segser.models.factory import build_classifier
@@ -56,7 +56,7 @@ class TrainedModel:
     model_config: dict[str, Any]
     classes: list[str]
     segmentation: SegmentationSettings
-    features: LogMelSettings
+    features: FeatureSettings
     epochs_trained: int
     run: RunRecord | None
 
@@ -206,7 +206,7 @@ def load_trained(path: str | Path) -> TrainedModel:
     try:
         classes = [str(c) for c in config["classes"]]
         segmentation = segmentation_settings(config["segmentation"])
-        features = LogMelSettings(**config["features"])
+        features = feature_settings(config["features"])
         # The parts that reach instantiate are escaped; the rest (classes) is used as it is.
         escaped = {key: literal(config[key]) for key in ("backbone", "head", "optimizer")}
         model = build_classifier({**config, **escaped}, load_pretrained=False)

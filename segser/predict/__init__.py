@@ -4,7 +4,7 @@ Per file: <stem>.segments.csv (a row per segment), <stem>.json (the file's clip 
 <stem>.timeline.png; summary.csv for the run (a row per file). Rows stream to disk as they come.
 Recordings of any length stream through in bounded memory (segser.data.signal.stream), cut
 exactly as training cut its clips, so a file's predictions equal the model on
-segment_patches(whole file).
+segment_patches(whole file) (or, for a waveform backbone, on segment_waveform(whole file)).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from segser.data.logmel.features import LogMelPatcher
 from segser.data.signal.audio import AudioInfo, audio_info
 from segser.data.signal.segmentation import count_segments
 from segser.data.signal.stream import find_audio, stream_segments
+from segser.data.waveform.settings import WaveformSettings
 from segser.entry import output_root
 from segser.errors import SegserError
 from segser.metrics.clip_accuracy import clip_votes, decision_name, segment_predictions
@@ -34,6 +35,13 @@ from segser.models.checkpoint import load_trained
 from segser.predict.timeline import Timeline
 
 TIMELINE_BINS = 2000  # an hour at 0.5 s hop pools ~4 segments per bar
+
+
+class WaveformInput(torch.nn.Module):
+    """Segments [B, samples] -> [B, 1, samples]: what a waveform backbone trained on."""
+
+    def forward(self, segments: torch.Tensor) -> torch.Tensor:
+        return segments.unsqueeze(1)
 
 
 def clip_decisions(logits: torch.Tensor, classes: Sequence[str]) -> dict[str, Any]:
@@ -67,9 +75,14 @@ class Predictor:
         self.classes: list[str] = trained.classes
         self.window_seconds = trained.segmentation.window_seconds
         self.hop_seconds = trained.segmentation.hop_seconds
-        self.patcher = LogMelPatcher(trained.features).to(device)
+        # log-mel patches, or raw segments [B, 1, samples] for a waveform backbone
+        self.features: torch.nn.Module = (
+            WaveformInput()
+            if isinstance(trained.features, WaveformSettings)
+            else LogMelPatcher(trained.features).to(device)
+        )
         self.tail = trained.segmentation.tail
-        self.sample_rate = self.patcher.settings.sample_rate_hz
+        self.sample_rate = trained.features.sample_rate_hz
         self.hop_samples = round(self.hop_seconds * self.sample_rate)  # as segmentation rounds
         self.device, self.batch_size = device, batch_size
         self.columns = ["segment", "start_s", "end_s", "prediction"]
@@ -78,7 +91,7 @@ class Predictor:
     @torch.inference_mode()
     def logits(self, segments: torch.Tensor) -> torch.Tensor:
         """Segment logits [B, C] (float32, CPU) from segments [B, samples] at the model's rate."""
-        return self.model(self.patcher(segments.to(self.device))).float().cpu()
+        return self.model(self.features(segments.to(self.device))).float().cpu()
 
     def segment_row(
         self, index: int, probabilities: list[float], prediction: str

@@ -14,16 +14,21 @@ from segser.errors import SegserError
 from segser.models.backbone import Backbone
 from segser.models.factory import build_classifier
 from tests.hydra_app import composed
+from tests.ssl_tiny import SSL_BACKBONES, tiny_override
 
 BACKBONES = sorted(p.stem for p in (Path(CONF_DIR) / "backbone").glob("*.yaml"))
 
 
 @pytest.mark.parametrize("name", BACKBONES)
 def test_every_backbone_embeds_a_patch_at_its_declared_size(name: str) -> None:
-    model = build_classifier(model_config(composed("train", [f"backbone={name}"])), False)
+    # speech transformers: a small network of the bundle's layout (full sizes: tests/models/
+    # test_ssl.py), fed a 1 s waveform segment instead of a patch
+    small = [tiny_override(SSL_BACKBONES[name])] if name in SSL_BACKBONES else []
+    model = build_classifier(model_config(composed("train", [f"backbone={name}", *small])), False)
     assert isinstance(model.backbone, Backbone)
     with torch.no_grad():
-        embedding = model.backbone.eval()(torch.randn(2, 1, 96, 64))
+        inputs = torch.randn(2, *getattr(model.backbone, "input_shape", (1, 96, 64)))
+        embedding = model.backbone.eval()(inputs)
     assert embedding.shape == (2, model.backbone.embedding_dim)
 
 

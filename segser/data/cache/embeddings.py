@@ -1,10 +1,13 @@
-"""Frozen-backbone embeddings: computed once per patch cache and backbone weights, memory-mapped.
+"""Frozen-backbone embeddings: computed once per segment cache and backbone weights, memory-mapped.
 
-A frozen backbone makes each segment's embedding a fixed function of its patch, so with
-`backbone.freeze=true` it is computed once and every later run and sweep job trains the head on
-it. Rows align with the patch cache's rows. Entry `<cache_dir>/<patch key>-<backbone>-<key>/`
-holds `embeddings.f32` ([rows, embedding_dim] float32) and `meta.json`; the key hashes the patch
-cache key, the backbone's class and settings (its repr) and the sha256 of its loaded weights.
+A frozen backbone makes each segment's embedding a fixed function of its input (log-mel patch or
+waveform segment), so with `backbone.freeze=true` it is computed once and every later run and
+sweep job trains the head on it. Rows align with the segment cache's rows. Entry
+`<cache_dir>/<segment key>-<backbone>-<key>/` holds `embeddings.f32` ([rows, embedding_dim]
+float32), or `embeddings.f16` for backbones whose `embedding_cache_dtype` is float16 (every
+layer of a speech transformer: 13 x 768 numbers per segment), and `meta.json`; the key hashes
+the segment cache key, the backbone's class and settings (its repr: layers included), the
+storage dtype and the sha256 of its loaded weights.
 As for patches (segser.data.cache.entry): built in `.partial/`, resumable after a kill, renamed
 into place atomically under a file lock, checked on every open and rebuilt if broken.
 """
@@ -21,6 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from segser.data.batches import MappedRows
 from segser.data.cache.entry import (
     BrokenEntry,
     build_progress,
@@ -32,10 +36,13 @@ from segser.data.cache.entry import (
     resume_build,
 )
 from segser.data.cache.patches import PatchCache
+from segser.data.cache.waveforms import WaveformCache
 
 log = logging.getLogger("segser")
 
 EMBEDDING_FORMAT_VERSION = 1
+DTYPES = {"float32": (np.float32, "f32"), "float16": (np.float16, "f16")}
+SegmentCache = PatchCache | WaveformCache
 ROWS_PER_BATCH = 256
 CHECKPOINT_EVERY_BATCHES = 4
 
@@ -50,22 +57,37 @@ def weights_sha256(module: nn.Module) -> str:
     return digest.hexdigest()
 
 
+def storage_dtype(backbone: nn.Module) -> str:
+    """float32, or float16 where the backbone asks for it (its `embedding_cache_dtype`)."""
+    dtype = str(getattr(backbone, "embedding_cache_dtype", "float32"))
+    if dtype not in DTYPES:
+        raise ValueError(f"embedding_cache_dtype={dtype!r}; use one of {sorted(DTYPES)}")
+    return dtype
+
+
 def embedding_key(patch_key: str, backbone: nn.Module, weights: str | None = None) -> str:
-    """Entry name: the patch cache it embeds, the backbone's name, and a hash of the rest
+    """Entry name: the segment cache it embeds, the backbone's name, and a hash of the rest
     (`weights`: the backbone's weights_sha256, if the caller has it already)."""
     weights = weights or weights_sha256(backbone)
-    digest = hashlib.sha256(
-        json.dumps([EMBEDDING_FORMAT_VERSION, patch_key, repr(backbone), weights]).encode()
-    )
+    parts = [EMBEDDING_FORMAT_VERSION, patch_key, repr(backbone), weights]
+    dtype = storage_dtype(backbone)
+    if dtype != "float32":  # float32 entries keep the keys they had before float16 storage
+        parts.append(dtype)
+    digest = hashlib.sha256(json.dumps(parts).encode())
     return f"{patch_key}-{type(backbone).__name__.lower()}-{digest.hexdigest()[:16]}"
 
 
 @dataclass
 class EmbeddingCache:
-    """A finished entry: embeddings [rows, dim] float32, memory-mapped read-only."""
+    """A finished entry: embeddings [rows, dim] (float32 or float16), memory-mapped read-only."""
 
     directory: Path
     embeddings: np.ndarray
+    center: np.ndarray | None = None  # float16 entries: the rows are embedding - center
+
+    def rows(self) -> MappedRows:
+        """What the datamodule serves head batches from: float32 embeddings (center added)."""
+        return MappedRows(self.embeddings, self.center)
 
     @classmethod
     def open(cls, directory: Path) -> EmbeddingCache:
@@ -73,9 +95,15 @@ class EmbeddingCache:
         meta = read_json(directory / "meta.json")
         try:
             rows, dim = int(meta["rows"]), int(meta["embedding_dim"])
+            dtype, suffix = DTYPES[meta.get("dtype", "float32")]
         except (KeyError, TypeError, ValueError) as error:
             raise BrokenEntry(f"meta.json is incomplete ({error})") from error
-        return cls(directory, map_rows(directory / "embeddings.f32", rows, (dim,), np.float32))
+        embeddings = map_rows(directory / f"embeddings.{suffix}", rows, (dim,), dtype)
+        if dtype == np.float32:
+            return cls(directory, embeddings)
+        return cls(
+            directory, embeddings, np.array(map_rows(directory / "center.f32", dim, (), np.float32))
+        )
 
 
 def _checkpointed_rows(state: dict, total: int) -> int:
@@ -87,25 +115,32 @@ def _checkpointed_rows(state: dict, total: int) -> int:
 
 
 def _build(
-    patches: PatchCache, backbone: nn.Module, weights: str, partial: Path, batch_rows: int
+    patches: SegmentCache, backbone: nn.Module, weights: str, partial: Path, batch_rows: int
 ) -> None:
-    """Append embeddings of the patch rows in order, checkpointing so a kill loses little."""
+    """Append embeddings of the segment rows in order, checkpointing so a kill loses little."""
     partial.mkdir(parents=True, exist_ok=True)
     progress_path = partial / "progress.json"
-    data_path = partial / "embeddings.f32"
-    total = len(patches.patches)
+    dtype_name = storage_dtype(backbone)
+    dtype, suffix = DTYPES[dtype_name]
+    data_path = partial / f"embeddings.{suffix}"
+    total = len(patches)
     dim = int(backbone.embedding_dim)
     state = resume_build(
         progress_path,
         data_path,
-        dim * 4,
+        dim * np.dtype(dtype).itemsize,
         {"rows_done": 0},
         lambda checkpoint: _checkpointed_rows(checkpoint, total),
         "embedding cache",
     )
     was_training = backbone.training
     backbone.eval()
+    center = None
     try:
+        if dtype != np.float32:
+            center = _center(
+                patches, backbone, partial / "center.f32", state, data_path, batch_rows
+            )
         with (
             open(data_path, "ab") as handle,
             build_progress("embedding cache") as bar,
@@ -113,10 +148,13 @@ def _build(
         ):
             task = bar.add_task("segments", total=total, completed=state["rows_done"])
             for batch, start in enumerate(range(state["rows_done"], total, batch_rows), start=1):
-                patch = torch.from_numpy(np.array(patches.patches[start : start + batch_rows]))
-                embedding = backbone(patch.unsqueeze(1)).float().numpy()
+                inputs = patches.inputs(start, min(start + batch_rows, total))
+                embedding = backbone(inputs).float().numpy()
+                if center is not None:
+                    embedding = embedding - center
+                embedding = embedding.astype(dtype)
                 handle.write(np.ascontiguousarray(embedding).tobytes())
-                state["rows_done"] = start + len(patch)
+                state["rows_done"] = start + len(inputs)
                 if batch % CHECKPOINT_EVERY_BATCHES == 0:
                     checkpoint_build(handle, progress_path, state)
                 bar.update(task, completed=state["rows_done"])
@@ -127,6 +165,7 @@ def _build(
         "format_version": EMBEDDING_FORMAT_VERSION,
         "rows": total,
         "embedding_dim": dim,
+        "dtype": dtype_name,
         "patch_cache": patches.directory.name,
         "backbone": repr(backbone),
         "weights_sha256": weights,
@@ -134,10 +173,38 @@ def _build(
     finish_build(progress_path, meta)
 
 
+def _center(
+    segments: SegmentCache,
+    backbone: nn.Module,
+    path: Path,
+    state: dict,
+    data_path: Path,
+    batch_rows: int,
+) -> np.ndarray:
+    """The float16 entry's center: the first batch's mean embedding, written before any row.
+
+    float16 keeps 11 significant bits of each number; stored as the difference from this
+    center, its rounding is relative to how embeddings differ, not to their size (transformer
+    layers have dimensions with large, nearly constant values). A resumed build reuses it."""
+    dim = int(backbone.embedding_dim)
+    if state["rows_done"] and path.is_file() and path.stat().st_size == dim * 4:
+        return np.fromfile(path, dtype=np.float32)
+    state["rows_done"] = 0  # rows without their center cannot be read: start over
+    with open(data_path, "ab") as handle:
+        handle.truncate(0)
+    center = np.zeros(dim, dtype=np.float32)
+    if len(segments):
+        with torch.no_grad():
+            first = backbone(segments.inputs(0, min(batch_rows, len(segments))))
+        center = first.double().mean(0).float().numpy()
+    center.tofile(path)
+    return center
+
+
 def build_or_open_embeddings(
-    patches: PatchCache, backbone: nn.Module, batch_rows: int = ROWS_PER_BATCH
+    patches: SegmentCache, backbone: nn.Module, batch_rows: int = ROWS_PER_BATCH
 ) -> EmbeddingCache:
-    """Open the embeddings of these patches under this frozen backbone, computing them if needed."""
+    """Open the embeddings of these segments under this frozen backbone; computed if needed."""
     weights = weights_sha256(backbone)  # once: 0.5 s for VGGish's 72M parameters
     return open_or_build(
         patches.directory.parent,

@@ -16,9 +16,12 @@ import logging
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import torch
 
+from segser.data.batches import MappedRows
 from segser.data.cache.entry import (
     BrokenEntry,
     build_progress,
@@ -35,6 +38,7 @@ from segser.data.logmel.clip_patches import clips_patches
 from segser.data.logmel.features import LogMelPatcher, LogMelSettings
 from segser.data.signal.audio import RESAMPLER_ID, load_audio
 from segser.data.signal.segmentation import SegmentationSettings
+from segser.data.waveform.settings import WaveformSettings
 from segser.errors import BadClipError, SegserError
 
 log = logging.getLogger("segser")
@@ -49,7 +53,9 @@ GROUP_SECONDS = 60.0
 
 
 def cache_key(
-    clips: Sequence[Clip], segmentation: SegmentationSettings, features: LogMelSettings
+    clips: Sequence[Clip],
+    segmentation: SegmentationSettings,
+    features: LogMelSettings | WaveformSettings,
 ) -> str:
     """Hash of everything the patches depend on: the clips' files, both settings, the resampler."""
     digest = hashlib.sha256()
@@ -98,6 +104,17 @@ class PatchCache:
             raise BrokenEntry("index.npz points outside the clip table")
         patches = map_rows(directory / "patches.f32", rows, (frames, bins), np.float32)
         return cls(directory, patches, row_clip, index["row_segment"], clip_ids, skipped)
+
+    def rows(self) -> MappedRows:
+        """What the datamodule serves batches from."""
+        return MappedRows(self.patches)
+
+    def inputs(self, start: int, stop: int) -> torch.Tensor:
+        """Backbone input [rows, 1, 96, 64] of rows start..stop-1 (the embedding cache's build)."""
+        return torch.from_numpy(np.array(self.patches[start:stop])).unsqueeze(1)
+
+    def __len__(self) -> int:
+        return len(self.patches)
 
     def rows_for_clips(self, clip_indices: Sequence[int]) -> np.ndarray:
         """Rows of every segment of the given clips, in cache order."""
@@ -225,6 +242,12 @@ def build_or_open_cache(
         lambda partial: _build(clips, partial, segmentation, features, on_bad_clip),
         what="feature cache",
     )
+    refuse_skipped(cache, on_bad_clip)
+    return cache
+
+
+def refuse_skipped(cache: PatchCache | Any, on_bad_clip: str) -> None:
+    """Under `on_bad_clip="fail"`, refuse an entry built under "skip" that left clips out."""
     if on_bad_clip == "fail" and cache.skipped:
         names = sorted(cache.skipped)
         listed = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
@@ -233,4 +256,3 @@ def build_or_open_cache(
             f"leaves out {len(names)} bad clip(s) ({listed}; errors in its meta.json). "
             "Fix or remove those clips, or run with data.on_bad_clip=skip"
         )
-    return cache

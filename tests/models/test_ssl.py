@@ -1,0 +1,176 @@
+"""SpeechTransformer: torchaudio's own wav2vec 2.0 / HuBERT / WavLM, layer for layer."""
+
+from __future__ import annotations
+
+import urllib.error
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+import torchaudio
+
+from segser.errors import SegserError
+from segser.models.ssl import BUNDLES, SpeechTransformer, bundle_params, find_bundle
+from segser.models.ssl_weights import bundle_url
+from tests.ssl_tiny import SSL_BACKBONES, tiny_params
+
+
+def reference(bundle: str, params: dict) -> torch.nn.Module:
+    """torchaudio's model as its bundle's get_model() builds it (random weights)."""
+    kind = find_bundle(bundle)._model_type
+    builder = torchaudio.models.wavlm_model if kind == "WavLM" else torchaudio.models.wav2vec2_model
+    return builder(**{**find_bundle(bundle)._params, **params}).eval()
+
+
+@pytest.mark.parametrize("bundle", sorted(set(SSL_BACKBONES.values())))
+def test_layers_equal_torchaudio_extract_features(bundle: str) -> None:
+    torch.manual_seed(0)
+    params = tiny_params(bundle, layers=3)
+    ours = SpeechTransformer(bundle, params=params).eval()
+    theirs = reference(bundle, params)
+    theirs.load_state_dict(ours.model.state_dict())
+    segments = 0.1 * torch.randn(3, 1, 16000) + 0.05  # an offset, so normalisation matters
+    with torch.no_grad():
+        ours_layers = ours.layer_outputs(segments)
+        pooled = ours(segments)
+        for row in range(3):  # torchaudio's wrapper layer-norms the whole input: one at a time
+            x = segments[row]
+            if find_bundle(bundle)._normalize_waveform:
+                x = F.layer_norm(x, x.shape)
+            expected, _ = theirs.extract_features(x)
+            assert len(expected) == 3
+            for layer, (got, want) in enumerate(zip(ours_layers, expected, strict=True)):
+                torch.testing.assert_close(got[row : row + 1], want, atol=1e-5, rtol=1e-5)
+                assert got.shape[1] == 49  # 1 s -> 49 frames
+                torch.testing.assert_close(
+                    pooled[row, layer * 32 : (layer + 1) * 32], want[0].mean(0), atol=1e-5, rtol=0
+                )
+    assert ours.normalize_waveform == find_bundle(bundle)._normalize_waveform
+
+
+@pytest.mark.parametrize("bundle", BUNDLES)
+def test_full_size_layout_is_torchaudios(bundle: str) -> None:
+    """Every bundle at its real size (on the meta device: shapes only, no memory)."""
+    with torch.device("meta"):
+        ours = SpeechTransformer(bundle)
+        theirs = reference(bundle, {})
+    assert {k: v.shape for k, v in ours.model.state_dict().items()} == {
+        k: v.shape for k, v in theirs.state_dict().items()
+    }
+    params = find_bundle(bundle)._params
+    assert ours.embedding_layers == tuple(range(params["encoder_num_layers"]))
+    assert ours.embedding_dim == params["encoder_num_layers"] * params["encoder_embed_dim"]
+
+
+def test_chosen_layers_are_pooled_in_order() -> None:
+    torch.manual_seed(1)
+    model = SpeechTransformer("HUBERT_BASE", [2, 0], params=tiny_params("HUBERT_BASE", 3)).eval()
+    segments = torch.randn(2, 1, 8000)
+    with torch.no_grad():
+        layers = model.layer_outputs(segments)
+        expected = torch.cat([layers[0].mean(1), layers[2].mean(1)], dim=1)
+        torch.testing.assert_close(model(segments), expected)
+    assert model.layer_dims == (32, 32) and "embedding_layers=[0, 2]" in repr(model)
+
+
+def test_state_dict_in_torchaudio_layout_loads_from_a_path(tmp_path: Path) -> None:
+    torch.manual_seed(2)
+    params = tiny_params("WAVLM_BASE_PLUS")
+    saved = reference("WAVLM_BASE_PLUS", params)
+    path = tmp_path / "wavlm_tiny.pth"
+    torch.save(saved.state_dict(), path)
+    model = SpeechTransformer("WAVLM_BASE_PLUS", params=params)
+    before = model(torch.zeros(1, 1, 16000))
+    model.load_weights(str(path))
+    model.eval()
+    segments = torch.randn(2, 1, 16000)
+    with torch.no_grad():
+        want = torch.cat([x.mean(1) for x in saved.extract_features(segments[:, 0])[0]], dim=1)
+        torch.testing.assert_close(model(segments), want, atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(before, model(torch.zeros(1, 1, 16000)))
+    other = SpeechTransformer("WAVLM_BASE_PLUS", params=tiny_params("WAVLM_BASE_PLUS", 3))
+    with pytest.raises(SegserError, match=r"wavlm_tiny.pth: does not fit .*missing keys"):
+        other.load_weights(str(path))
+
+
+def test_bundle_weights_come_from_the_hub_cache(tmp_path: Path, monkeypatch) -> None:
+    params = tiny_params("WAV2VEC2_BASE")
+    saved = reference("WAV2VEC2_BASE", params)
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    checkpoints = tmp_path / "hub" / "checkpoints"
+    checkpoints.mkdir(parents=True)
+    torch.save(saved.state_dict(), checkpoints / "wav2vec2_fairseq_base_ls960.pth")
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("the cached file must be used without a download")
+
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", no_network)
+    model = SpeechTransformer("WAV2VEC2_BASE", params=params)
+    model.load_weights("bundle")
+    for key, value in saved.state_dict().items():
+        assert torch.equal(model.model.state_dict()[key], value)
+
+
+def test_missing_bundle_file_offline_is_one_line(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    asked = []
+
+    def offline(url, *args, **kwargs):  # what urllib raises without a network
+        asked.append(url)
+        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
+    model = SpeechTransformer("WAVLM_BASE_PLUS", params=tiny_params("WAVLM_BASE_PLUS"))
+    with pytest.raises(SegserError) as error:
+        model.load_weights("bundle")
+    message = str(error.value)
+    assert "\n" not in message
+    url = bundle_url("wavlm_base_plus.pth")
+    assert (
+        asked == [url]
+        and url == "https://download.pytorch.org/torchaudio/models/wavlm_base_plus.pth"
+    )
+    assert message.startswith("wavlm_base_plus.pth: not in ")
+    assert str(tmp_path / "hub" / "checkpoints") in message and url in message
+
+
+def test_fine_tuning_freezes_the_conv_encoder_and_drops_layers() -> None:
+    torch.manual_seed(3)
+    params = tiny_params("WAV2VEC2_BASE", 3) | {"encoder_layer_drop": 1.0}
+    model = SpeechTransformer("WAV2VEC2_BASE", [0, 1], params=params).train()
+    segments = torch.randn(2, 1, 16000)
+    outputs = model.layer_outputs(segments)
+    # layer drop 1.0 in training skips every layer: each output is the transformer's input
+    for output in outputs[1:]:
+        torch.testing.assert_close(output, outputs[0])
+    model.eval()
+    model.model.encoder.transformer.layer_drop = 0.05  # the bundle's value
+    model.train()
+    model(segments).square().sum().backward()
+    conv = list(model.model.feature_extractor.parameters())
+    assert conv and all(not p.requires_grad and p.grad is None for p in conv)
+    used = model.model.encoder.transformer.layers[0].parameters()
+    assert all(p.grad is not None for p in used)
+    unused = list(model.model.encoder.transformer.layers[2].parameters())
+    assert all(not p.requires_grad for p in unused)  # past the last chosen layer
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"bundle": "WAV2VEC2_ASR_BASE_960H"}, r"bundle='WAV2VEC2_ASR_BASE_960H' is not"),
+        ({"embedding_layers": [2]}, r"embedding_layers=\[2\]: give transformer layer indices 0-1"),
+        ({"embedding_layers": []}, r"embedding_layers=\[\]"),
+    ],
+)
+def test_bad_settings_are_one_line(kwargs: dict, match: str) -> None:
+    bundle = kwargs.pop("bundle", "HUBERT_BASE")
+    params = tiny_params("HUBERT_BASE") if bundle == "HUBERT_BASE" else None
+    with pytest.raises(SegserError, match=match):
+        SpeechTransformer(bundle, params=params, **kwargs)
+
+
+def test_unknown_params_are_one_line() -> None:
+    with pytest.raises(SegserError, match=r"params has keys \['num_layers'\]"):
+        bundle_params("HUBERT_BASE", {"num_layers": 2})
