@@ -10,6 +10,7 @@ finished before (its search.json exists) is not run again.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import statistics
@@ -35,11 +36,27 @@ def fold_config(cfg: DictConfig, fold: int) -> DictConfig:
     return copy
 
 
+def _claim(out_dir: Path, digest: str) -> None:
+    """Mark the trial directory with its config; refuse one that holds another trial (Optuna's
+    sweeper numbers jobs from 0 in every launch: a resumed study needs a fresh sweep dir)."""
+    marker = out_dir / "trial_config.sha256"
+    if marker.is_file() and marker.read_text().strip() != digest:
+        raise SegserError(
+            f"{out_dir} holds another trial's folds: resume a search with a new "
+            "hydra.sweep.dir (the default, timestamped, is new each time); the study in "
+            "hydra.sweeper.storage carries the finished trials over"
+        )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    marker.write_text(digest + "\n")
+
+
 def cross_validate(
     cfg: DictConfig, out_dir: Path, train: Callable[[DictConfig, Path], dict[str, Any]]
 ) -> float:
     """Train every fold; write search.json; return the mean validation `search.metric`."""
     summary_file = out_dir / "search.json"
+    digest = hashlib.sha256(OmegaConf.to_yaml(cfg).encode()).hexdigest()[:16]
+    _claim(out_dir, digest)
     if summary_file.is_file():
         return float(json.loads(summary_file.read_text())["objective"])
     num_folds = cfg.split.get("num_folds")

@@ -189,21 +189,22 @@ class SegmentDataModule(L.LightningDataModule):
         """The training rows followed by the augmented passes of the training clips (in memory;
         speaker-normalized with each speaker's clean statistics when that is on)."""
         clean = self.datasets["train"]
-        extra = augmented_rows(
+        extra = augmented_rows(  # every clip's passes, cached once; the training clips' served
             self.clips,
-            self.split.train,
+            self.cache.kept_clip_indices,
             self.segmentation,
             self.features,
             self.augment,
             self.cache_dir,
             self.frozen_backbone,
         )
-        added = extra.inputs
+        chosen = np.isin(extra.row_clip, np.asarray(self.split.train, dtype=np.int64))
+        added, owners = extra.inputs[chosen], extra.row_clip[chosen]
         if stats is not None:
-            added = standardize_by_speaker(added, speakers[extra.row_clip], stats)
+            added = standardize_by_speaker(added, speakers[owners], stats)
         source = self.cache.patches if inputs is None else inputs
         array = np.concatenate([np.asarray(source[clean.cache_rows]), added.astype(np.float32)])
-        clips = np.concatenate([clean.clips.numpy(), extra.row_clip])
+        clips = np.concatenate([clean.clips.numpy(), owners])
         return SegmentRows(MappedRows(array), np.arange(len(array)), self.clip_labels[clips], clips)
 
     def _one_thread_for_the_head(self) -> None:

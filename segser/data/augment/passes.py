@@ -5,9 +5,10 @@ embeddings, and an augmented segment needs the backbone again. So each training 
 perturbed `passes` times (waveform perturbations, then SpecAugment masks on its patches), and
 each augmented patch is embedded once; the head then trains on the clean rows plus these. A
 later run with the same clips, settings and weights reads them from
-`<cache_dir>/augmented-<key>.npz`. Only training clips are augmented; validation and test
-segments are never touched. Without a frozen backbone the augmented patches themselves are
-returned (fine-tuning trains on them).
+`<cache_dir>/augmented-<key>.npz`. The passes cover every clip of the corpus, computed once,
+so every split and fold (and every search trial) reuses them; the datamodule serves only the
+training clips' rows, so validation and test segments are never augmented. Without a frozen
+backbone the augmented patches themselves are returned (fine-tuning trains on them).
 """
 
 from __future__ import annotations
@@ -89,16 +90,16 @@ def _key(clips: Sequence[Clip], segmentation, features, settings, backbone_id: s
 @torch.no_grad()
 def augmented_rows(
     clips: Sequence[Clip],
-    train_clips: Sequence[int],
+    clip_indices: Sequence[int],
     segmentation: SegmentationSettings,
     features: LogMelSettings,
     settings: AugmentSettings,
     cache_dir: Path,
     frozen_backbone: nn.Module | None = None,
 ) -> AugmentedRows:
-    """`settings.passes` augmented copies of every training clip's segments, embedded by
-    `frozen_backbone` if given (else patches [rows, 96, 64]); cached on disk by content."""
-    chosen = [clips[i] for i in train_clips]
+    """`settings.passes` augmented copies of the segments of the clips `clip_indices`, embedded
+    by `frozen_backbone` if given (else patches [rows, 96, 64]); cached on disk by content."""
+    chosen = [clips[i] for i in clip_indices]
     backbone_id = "patches"
     if frozen_backbone is not None:
         backbone_id = f"{frozen_backbone!r}-{weights_sha256(frozen_backbone)}"
@@ -114,7 +115,7 @@ def augmented_rows(
     if frozen_backbone is not None:
         frozen_backbone.eval()
     for pass_index in range(settings.passes):
-        for clip_index in train_clips:
+        for clip_index in clip_indices:
             generator = torch.Generator().manual_seed(
                 hash_seed(settings.seed, pass_index, clips[clip_index].clip_id)
             )
