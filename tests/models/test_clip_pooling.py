@@ -52,7 +52,7 @@ def _needle_clips(n: int, seed: int):
 
 def test_attention_pooling_learns_a_clip_label_carried_by_one_segment() -> None:
     train, val, test = (_needle_clips(n, s) for n, s in ((64, 0), (32, 1), (32, 2)))
-    settings = PoolingSettings(attention_dim=16, lr=1e-2, max_epochs=300, patience=50)
+    settings = PoolingSettings(attention_dim=16, lr=3e-2, max_epochs=60, patience=20)
     pooling = fit_attention_pooling(train, val, 2, settings, seed=0)
     with torch.no_grad():
         predicted = pooling(test.features, test.mask).argmax(1)
