@@ -108,13 +108,14 @@ def train(cfg: DictConfig, out_dir: Path, group: str | None = None) -> dict[str,
         epochs_trained = trainer.current_epoch  # epochs run, early stopping or not
         best = best_checkpoint(callbacks)
         trainer.test(model, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
+        test_results = model.test_results
+        # The best checkpoint's validation scores: what a search (segser.search) optimises.
+        # Every rank validates (DDP gathers), before the non-zero ranks return.
+        (validated,) = trainer.validate(model, datamodule=datamodule, verbose=False)
+        model.test_results = test_results
         if not trainer.is_global_zero:  # rank 0 writes what every rank's (unpadded) shard gave
             status = "success"
             return {}
-        test_results = model.test_results
-        # The best checkpoint's validation scores: what a search (segser.search) optimises.
-        (validated,) = trainer.validate(model, datamodule=datamodule, verbose=False)
-        model.test_results = test_results
         payload = save_test_results(
             cfg, out_dir, model, datamodule, clips, best, epochs_trained, validated
         )
