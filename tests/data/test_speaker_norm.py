@@ -60,3 +60,12 @@ def test_datamodule_serves_speaker_standardized_embeddings(tone_clips, tmp_path:
 def test_speaker_norm_without_a_frozen_backbone_is_one_clear_error(tone_clips, tmp_path) -> None:
     with pytest.raises(SegserError, match=r"backbone\.freeze=true"):
         datamodule(tone_clips, tmp_path, speaker_norm=True)
+
+
+def test_a_speaker_normalised_checkpoint_is_refused_by_evaluate_and_predict(tmp_path) -> None:
+    from segser.models.checkpoint import RUN_KEY, load_trained
+
+    path = tmp_path / "best.ckpt"
+    torch.save({RUN_KEY: {"speaker_norm": True}}, path)
+    with pytest.raises(SegserError, match=r"data\.speaker_norm=true"):
+        load_trained(path)
