@@ -39,7 +39,7 @@ bench: install  ## one table of every figure (BENCH_ARGS="--cache-12h --hour" ad
 bench-transfer: install  ## frozen YAMNet: Table 4 grid time, cached vs backbone epochs, fine-tuning speed
 	$(BIN)/python experiments/bench_transfer.py
 
-bench-real: install  ## real speech: EmoDB speaker folds, YAMNet/baseline vs eGeMAPS + SVM (ARGS=--quick)
+bench-real: install  ## real speech: EmoDB + RAVDESS-dev speaker folds, the real_speech recipe and its levers vs eGeMAPS + SVM (ARGS=--quick)
 	$(BIN)/python experiments/bench_real.py $(ARGS)
 
 SWEEP ?= experiment=demo_sweep

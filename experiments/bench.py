@@ -30,8 +30,8 @@ import torch
 from bench_cache_build import cache_row
 from bench_feature_range import default_cases, feature_rows, figure
 from bench_gpu import figures, gpu_rows
-from bench_step_overhead import overhead_row
 from bench_ssl import BACKBONES, BASE, ssl_rows
+from bench_step_overhead import overhead_row
 from bench_training import training_rows
 
 HEADER = ["figure", "amount", "reference / today", "ours", "ratio", "notes"]

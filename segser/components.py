@@ -15,6 +15,7 @@ from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
+from segser.data.augment.passes import augment_settings
 from segser.data.corpora.clips import Clip, label_counts
 from segser.data.datamodule import SegmentDataModule
 from segser.data.features import FeatureSettings
@@ -86,7 +87,13 @@ def build_datamodule(
         device=cfg.data.get("device", "auto"),
         split_file=split_file,
         frozen_backbone=backbone if frozen else None,
+        speaker_norm=bool(cfg.data.get("speaker_norm", False)),
+        augment=augment_settings(_plain(cfg.get("augment"))),
     )
+
+
+def _plain(node: Any) -> Any:
+    return OmegaConf.to_container(node, resolve=True) if node is not None else None
 
 
 def build_callbacks(cfg: DictConfig, run_dir: Path) -> list[Callback]:

@@ -35,10 +35,12 @@ from segser.data.datamodule import SegmentDataModule
 from segser.entry import CONF_DIR, in_multirun, report_user_errors, run_dir
 from segser.job_threads import available_cores, sweep_job_threads
 from segser.models.checkpoint import RunRecorder
+from segser.models.clip_pooling import PoolingSettings, pooled_clip_results
 from segser.models.factory import build_classifier
 from segser.models.module import SegmentEmotionClassifier
 from segser.resume import AtomicCheckpointIO, ResumeState, resume_from
 from segser.runs.outputs import metrics_payload, prediction_rows, write_metrics, write_predictions
+from segser.search import cross_validate
 from segser.training_settings import describe, training_settings
 
 log = logging.getLogger("segser")
@@ -102,6 +104,7 @@ def train(cfg: DictConfig, out_dir: Path, group: str | None = None) -> dict[str,
     clips = read_corpus(cfg.dataset)
     config = model_config(cfg)
     model = build_classifier(config)
+    model.class_weighted_loss = bool((cfg.get("loss") or {}).get("class_weights", False))
     datamodule = build_datamodule(cfg, clips, out_dir / "split.json", backbone=model.backbone)
     speed = cfg.get("model") or {}
     model.speed_up(speed.get("channels_last", False), speed.get("compile", False))
@@ -129,11 +132,16 @@ def train(cfg: DictConfig, out_dir: Path, group: str | None = None) -> dict[str,
             epochs_trained = trainer.current_epoch  # epochs run, early stopping or not
             best = best_checkpoint(callbacks)
             trainer.test(model, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
+            test_results = model.test_results
+            # The best checkpoint's validation scores: what a search (segser.search) optimises.
+            # Every rank validates (DDP gathers), before the non-zero ranks return.
+            (validated,) = trainer.validate(model, datamodule=datamodule, verbose=False)
+            model.test_results = test_results
             if not trainer.is_global_zero:  # rank 0 writes what every rank's (unpadded) shard gave
                 status = "success"
                 return {}
             payload = save_test_results(
-                cfg, out_dir, model, datamodule, clips, best, epochs_trained, settings
+                cfg, out_dir, model, datamodule, clips, best, epochs_trained, validated, settings
             )
             for logger in loggers:
                 if isinstance(logger, WandbLogger):
@@ -157,10 +165,16 @@ def save_test_results(
     clips: list[Clip],
     best: str | None,
     epochs_trained: int,
+    validated: dict[str, float] | None = None,
     settings: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """predictions.csv, metrics.json and the confusion matrix from the test epoch's outputs;
-    `settings`: the training settings used (training_settings), recorded by a training run."""
+    `settings`: the training settings used (training_settings), recorded by a training run.
+
+    With clip_pooling set, the attention-pooling head is fitted here and its clip decision is
+    added as `pooled_UA` / `pooled_WA` (val and test); the paper's five accuracies, UA and WA
+    stay the mean-logits ones. `speaker_norm` says whether test speakers' unlabelled audio
+    set their embeddings' statistics."""
     rows = prediction_rows(
         model.test_clips,
         datamodule.datasets["test"].segment_index(),
@@ -170,9 +184,20 @@ def save_test_results(
         cfg.segmentation.window_seconds,
     )
     write_predictions(out_dir, rows)
+    validation = {k.removeprefix("val/"): float(v) for k, v in (validated or {}).items()
+                  if k.removeprefix("val/") in ("UA", "WA", "ALCA", "loss")}  # fmt: skip
+    pooled = None
+    if cfg.get("clip_pooling"):
+        pooling = PoolingSettings(**OmegaConf.to_container(cfg.clip_pooling, resolve=True))
+        datasets = {**datamodule.datasets, "train": datamodule.clean_train}
+        pooled = pooled_clip_results(model, datasets, len(cfg.classes), pooling, cfg.seed)
+        validation.update({f"pooled_{k}": pooled["val"][k] for k in ("UA", "WA")})
     payload = metrics_payload(
         model.test_results,
         list(cfg.classes),
+        validation=validation,
+        speaker_norm=bool(cfg.data.get("speaker_norm", False)),
+        pooled_clip_decision=pooled["test"] if pooled else None,
         num_test_clips=len(datamodule.split.test),
         num_test_segments=len(rows),
         split=datamodule.split.description,
@@ -181,6 +206,8 @@ def save_test_results(
         **({"training": settings} if settings else {}),
         config=OmegaConf.to_container(cfg, resolve=True),
     )
+    if pooled:
+        payload["metrics"].update({f"pooled_{k}": pooled["test"][k] for k in ("UA", "WA")})
     write_metrics(out_dir, payload)
     log.info("test metrics: %s", {k: round(v, 4) for k, v in payload["metrics"].items()})
     log.info("results written to %s", out_dir)
@@ -199,6 +226,8 @@ def log_to_wandb(logger: WandbLogger, out_dir: Path, payload: dict[str, Any]) ->
 @report_user_errors
 def run(cfg: DictConfig) -> float | None:
     """The Hydra job; returns test ALCA so sweepers can optimise it."""
+    if (cfg.get("search") or {}).get("cross_validate"):  # a search trial: every fold inside
+        return cross_validate(cfg, run_dir(), train)
     finished = run_dir() / "metrics.json"
     if in_multirun() and finished.is_file():  # a sweep started again reruns only the rest
         log.info("%s exists: this job finished before, skipped", finished)

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from segser.data.augment.passes import AugmentSettings, augmented_rows
 from segser.data.batches import DeviceBatches, MappedRows, SegmentBatchSampler, SegmentRows
 from segser.data.cache.embeddings import EmbeddingCache, build_or_open_embeddings
 from segser.data.cache.patches import PatchCache, build_or_open_cache
@@ -23,6 +24,7 @@ from segser.data.cache.waveforms import WaveformCache, build_or_open_waveforms
 from segser.data.corpora.clips import Clip
 from segser.data.features import FeatureSettings
 from segser.data.signal.segmentation import SegmentationSettings
+from segser.data.speaker_norm import speaker_statistics, standardize_by_speaker
 from segser.data.splits import ClipSplit, SplitFunction
 from segser.data.waveform.settings import WaveformSettings
 from segser.errors import SegserError
@@ -94,10 +96,15 @@ class SegmentDataModule(L.LightningDataModule):
         split_file: str | Path | None = None,
         frozen_backbone: nn.Module | None = None,
         device: str = "auto",
+        speaker_norm: bool = False,
+        augment: AugmentSettings | None = None,
     ) -> None:
         """`frozen_backbone`: serve its cached embeddings instead of patches (computed once).
         `device`: where batches are served from. cuda keeps each split resident on the GPU;
-        auto does so when the trainer runs on a GPU and the split fits, else pinned CPU batches."""
+        auto does so when the trainer runs on a GPU and the split fits, else pinned CPU batches.
+        `speaker_norm`: standardize each speaker's embeddings with that speaker's statistics
+        (segser.data.speaker_norm; test speakers' unlabelled audio included; frozen only).
+        `augment`: add augmented passes of the training clips (segser.data.augment.passes)."""
         super().__init__()
         self.clips = list(clips)
         self.classes = list(classes)
@@ -124,11 +131,19 @@ class SegmentDataModule(L.LightningDataModule):
         if device not in DATA_DEVICES:
             raise SegserError(f"data.device must be one of {DATA_DEVICES}, got {device!r}")
         self.device = device
+        if speaker_norm and frozen_backbone is None:
+            raise SegserError(
+                "data.speaker_norm=true standardizes cached embeddings: it needs "
+                "backbone.freeze=true (and data.cache_embeddings=true)"
+            )
+        self.speaker_norm = speaker_norm
+        self.augment = augment
         self.cache: PatchCache | WaveformCache | None = None
         self.embeddings: EmbeddingCache | None = None
         self._threads_before: int | None = None
         self.split: ClipSplit | None = None
         self.datasets: dict[str, SegmentDataset] = {}
+        self.clean_train: SegmentRows | None = None
 
     def prepare_data(self) -> None:
         """Compute the patches (and frozen embeddings) once (rank 0); later runs reuse them.
@@ -171,13 +186,46 @@ class SegmentDataModule(L.LightningDataModule):
             if self.embeddings is None:
                 self.embeddings = build_or_open_embeddings(self.cache, self.frozen_backbone)
             inputs = self.embeddings.rows()
+        speakers = np.array([c.speaker for c in self.clips])
+        stats = None
+        if self.speaker_norm:
+            # Standardizing removes float16 storage's per-column center: use the stored rows.
+            stored = self.embeddings.embeddings
+            stats = speaker_statistics(stored, speakers[self.cache.row_clip])
+            inputs = standardize_by_speaker(stored, speakers[self.cache.row_clip], stats)
         for name in ("train", "val", "test"):
             rows = self.cache.rows_for_clips(getattr(self.split, name))
             self.datasets[name] = SegmentDataset(self.cache, rows, self.clip_labels, inputs)
+        self.clean_train = self.datasets["train"]  # without augmented rows: clip pooling's
+        if self.augment is not None:
+            self.datasets["train"] = self._with_augmented_rows(inputs, speakers, stats)
         log.info(
             "segments train/val/test: %s",
             "/".join(str(len(self.datasets[n])) for n in ("train", "val", "test")),
         )
+
+    def _with_augmented_rows(
+        self, inputs: np.ndarray | MappedRows | None, speakers: np.ndarray, stats: dict | None
+    ) -> SegmentRows:
+        """The training rows followed by the augmented passes of the training clips (in memory;
+        speaker-normalized with each speaker's clean statistics when that is on)."""
+        clean = self.datasets["train"]
+        extra = augmented_rows(  # every clip's passes, cached once; the training clips' served
+            self.clips,
+            self.cache.kept_clip_indices,
+            self.segmentation,
+            self.features,
+            self.augment,
+            self.cache_dir,
+            self.frozen_backbone,
+        )
+        chosen = np.isin(extra.row_clip, np.asarray(self.split.train, dtype=np.int64))
+        added, owners = extra.inputs[chosen], extra.row_clip[chosen]
+        if stats is not None:
+            added = standardize_by_speaker(added, speakers[owners], stats)
+        array = np.concatenate([clean.rows.take(clean.cache_rows), added.astype(np.float32)])
+        clips = np.concatenate([clean.clips.numpy(), owners])
+        return SegmentRows(MappedRows(array), np.arange(len(array)), self.clip_labels[clips], clips)
 
     def _one_thread_for_the_head(self) -> None:
         """A head on cached embeddings is many tiny ops: on CPU a second intra-op thread only adds

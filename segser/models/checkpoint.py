@@ -75,6 +75,8 @@ class RunRecorder(L.Callback):
         checkpoint[RUN_KEY] = {
             "dataset": self.dataset,
             "split": dict(split.description),
+            # per-speaker statistics are not in the checkpoint: load_trained refuses such runs
+            "speaker_norm": bool(getattr(datamodule, "speaker_norm", False)),
             "clips": {
                 name: {clips[i].clip_id: clips[i].label for i in getattr(split, name)}
                 for name in SETS
@@ -195,6 +197,14 @@ def load_trained(path: str | Path) -> TrainedModel:
     """Rebuild a trained classifier and its input pipeline from a segser checkpoint."""
     where = str(path)
     checkpoint = read_checkpoint(path)
+    stored_run = checkpoint.get(RUN_KEY)
+    if isinstance(stored_run, dict) and stored_run.get("speaker_norm") is True:
+        raise SegserError(
+            f"{where}: trained with data.speaker_norm=true, whose inputs are standardised per "
+            "speaker at training time; evaluate and predict do not do that yet, so they would "
+            "score unnormalised inputs. Its test scores are in the run's metrics.json; retrain "
+            "with data.speaker_norm=false for a checkpoint to evaluate or predict with"
+        )
     hyper_parameters = _entry(checkpoint, "hyper_parameters", dict, where)
     config = plain_data(
         _entry(hyper_parameters, "model_config", dict, where), f"{where}: model_config"

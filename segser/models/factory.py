@@ -26,6 +26,11 @@ def build_classifier(
     check_features(type(backbone), model_config.get("features") or {}, name)
     if load_pretrained:
         backbone.load_weights(str(backbone_config.get("weights", "none")))
+    trainable_layers = backbone_config.get("trainable_layers")
+    if trainable_layers is not None and not backbone_config.get("freeze", False):
+        if not hasattr(backbone, "train_last_layers"):
+            raise SegserError(f"backbone.trainable_layers is not supported by backbone={name}")
+        backbone.train_last_layers(int(trainable_layers))
     classes = list(model_config["classes"])
     head = instantiate(
         model_config["head"],

@@ -52,6 +52,10 @@ class SegmentEmotionClassifier(L.LightningModule):
         # One patch lets the model summary trace shapes and count FLOPs.
         self.example_input_array = torch.zeros(1, *getattr(backbone, "input_shape", (1, 96, 64)))
         self.channels_last = False
+        # True: the loss weighs class c by n / (C * n_c) over the training segments, set in
+        # on_fit_start (train.py sets this from loss.class_weights); the same weighted loss
+        # validates, so early stopping follows it too.
+        self.class_weighted_loss = False
 
     def speed_up(self, channels_last: bool = False, compile_backbone: bool = False) -> None:
         """GPU switches that leave the maths unchanged: NHWC convolutions, a compiled backbone.
@@ -75,6 +79,13 @@ class SegmentEmotionClassifier(L.LightningModule):
         embeddings [B, D] (the datamodule serves those when backbone.freeze=true): head only."""
         return self.head(inputs) if inputs.dim() == 2 else self(inputs)
 
+    def _weigh_classes(self) -> None:
+        """Inverse-frequency class weights from the training segments' labels."""
+        labels = self.trainer.datamodule.datasets["train"].labels
+        counts = torch.bincount(labels, minlength=len(self.classes)).double()
+        weights = counts.sum() / (len(self.classes) * counts.clamp_min(1))
+        self.loss = nn.CrossEntropyLoss(weight=weights.float().to(self.device))
+
     def on_fit_start(self) -> None:
         """Fit the head's input standardizer on the training embeddings, once per run.
 
@@ -83,6 +94,8 @@ class SegmentEmotionClassifier(L.LightningModule):
         once), summed over DDP ranks; the generators are left as they were, so the epochs draw
         the same shuffles with or without it.
         """
+        if self.class_weighted_loss:
+            self._weigh_classes()
         standardizer = getattr(self.head, "standardizer", None)
         if standardizer is None or bool(standardizer.fitted):
             return
@@ -187,7 +200,9 @@ class SegmentEmotionClassifier(L.LightningModule):
             raise RuntimeError("SegmentEmotionClassifier needs an optimizer factory to train.")
         groups: list[dict[str, Any]] = [{"params": list(self.head.parameters())}]
         if not self.freeze_backbone:
-            group: dict[str, Any] = {"params": list(self.backbone.parameters())}
+            # backbone.trainable_layers leaves the earlier layers without gradients: not theirs
+            trainable = [p for p in self.backbone.parameters() if p.requires_grad]
+            group: dict[str, Any] = {"params": trainable}
             if self.backbone_lr is not None:
                 group["lr"] = self.backbone_lr
             groups.append(group)

@@ -135,6 +135,18 @@ class YAMNet(Backbone):
                 pooled.append(x.mean(dim=(2, 3)))
         return pooled[0] if len(pooled) == 1 else torch.cat(pooled, dim=1)
 
+    def train_last_layers(self, count: int) -> None:
+        """Fine-tune only the last `count` of the layers the embedding reads (backbone.
+        trainable_layers): the earlier ones keep their AudioSet weights and get no gradients."""
+        used = self.layers[: self.embedding_layers[-1] + 1]
+        if not 1 <= count <= len(used):
+            raise SegserError(
+                f"backbone.trainable_layers={count}: give 1-{len(used)} (the embedding reads "
+                f"layers 0-{len(used) - 1}), or null to fine-tune them all"
+            )
+        used.requires_grad_(False)
+        used[len(used) - count :].requires_grad_(True)
+
     def audioset_logits(self, patch: Tensor) -> Tensor:
         """AudioSet class logits [B, 521] (sigmoid gives YAMNet's scores), from layer 13."""
         return self.classifier(self.layers(patch).mean(dim=(2, 3)))

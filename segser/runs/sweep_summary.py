@@ -16,6 +16,8 @@ log = logging.getLogger("segser")
 
 class SweepSummary(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs: object) -> None:
+        if (config.get("search") or {}).get("cross_validate"):
+            return  # a search's trials keep their folds' metrics one level down (segser.search)
         sweep = load_results(Path(config.hydra.sweep.dir))
         failed, total = sweep.missing, len(sweep.jobs)
         log.info(f"sweep {sweep.root}: {total - len(failed)} of {total} jobs wrote metrics.json")

@@ -1,0 +1,1 @@
+"""Training-data augmentation: waveform perturbations, SpecAugment masks, cached passes."""
