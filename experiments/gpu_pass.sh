@@ -9,7 +9,7 @@
 # GPU_PASS_SKIP=suite,bench_compile (names of steps to leave out).
 set -u
 OUT=${OUT:-/tmp/gpu-out}; mkdir -p "$OUT"
-BUDGET=${GPU_PASS_BUDGET_S:-340}   # seconds for all steps together
+BUDGET=${GPU_PASS_BUDGET_S:-380}   # seconds for all steps together
 SCALE=${GPU_PASS_SCALE:-1}         # scales every step's own limit (a CPU try uses less)
 PY=${PYTHON:-python3}
 T0=$(date +%s); left() { echo $(( BUDGET - ($(date +%s) - T0) )); }
@@ -56,6 +56,7 @@ step prepare 60 bash -c 'paper "$@"' _ prepare trainer.max_epochs=1 +trainer.lim
 step paper_fast 55 bash -c 'paper "$@"' _ paper_fast
 step paper_strict 55 bash -c 'paper "$@"' _ paper_strict gpu.strict_fp32=true
 step bench_gpu 100 $PY experiments/bench_gpu.py --rows levers,loader,lightning,sweep,stacked
+step bench_ssl 45 $PY experiments/bench_ssl.py --device cuda  # SSL backbones in bf16 (issue 17)
 rest=$(left); suite=$(( rest - 5 )); [ "$suite" -gt 150 ] && suite=150
 step suite "$suite" $PY -m pytest -q -p no:cacheprovider -rfs $(XDIST 8) --timeout 120 \
   --ignore=tests/test_notebook.py
