@@ -93,6 +93,23 @@ def checkpoint_build(handle: Any, progress_path: Path, state: dict[str, Any]) ->
     write_json_atomically(progress_path, state)
 
 
+def skip_or_fail(
+    error: SegserError,
+    clip_id: str,
+    on_bad_clip: str,
+    handle: Any,
+    progress_path: Path,
+    state: dict[str, Any],
+) -> None:
+    """A bad clip met by a build: `fail` checkpoints the clips before it (nothing computed is
+    lost) and raises; `skip` logs it and records it in the state's `skipped`."""
+    if on_bad_clip != "skip":
+        checkpoint_build(handle, progress_path, state)
+        raise error
+    log.warning("skipping %s", error)
+    state["skipped"][clip_id] = str(error)
+
+
 def finish_build(progress_path: Path, meta: dict[str, Any]) -> None:
     """Write the finished build's meta.json beside its checkpoint, which it no longer needs."""
     write_json_atomically(progress_path.with_name("meta.json"), meta)

@@ -32,6 +32,7 @@ from segser.data.cache.entry import (
     read_arrays,
     read_json,
     resume_build,
+    skip_or_fail,
 )
 from segser.data.corpora.clips import BadClipPolicy, Clip
 from segser.data.logmel.clip_patches import clips_patches
@@ -189,11 +190,7 @@ def _build(
             group = group[: len(found)]
             for index, (clip, patches) in enumerate(zip(group, found, strict=True), start=first):
                 if isinstance(patches, BadClipError):
-                    if on_bad_clip != "skip":
-                        checkpoint_build(handle, progress_path, state)  # keep the clips before
-                        raise patches
-                    log.warning("skipping %s", patches)
-                    state["skipped"][clip.clip_id] = str(patches)
+                    skip_or_fail(patches, clip.clip_id, on_bad_clip, handle, progress_path, state)
                 else:
                     handle.write(patches.tobytes())
                     state["row_clip"].extend([index] * len(patches))

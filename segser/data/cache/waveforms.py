@@ -29,6 +29,7 @@ from segser.data.cache.entry import (
     read_arrays,
     read_json,
     resume_build,
+    skip_or_fail,
 )
 from segser.data.cache.patches import cache_key, refuse_skipped
 from segser.data.corpora.clips import BadClipPolicy, Clip
@@ -193,11 +194,7 @@ def _build(
             try:
                 span, count = clip_span(load_audio(clip.path, rate).numpy(), rate, segmentation)
             except BadClipError as error:
-                if on_bad_clip != "skip":
-                    checkpoint_build(handle, progress_path, state)  # keep the clips before
-                    raise
-                log.warning("skipping %s", error)
-                state["skipped"][clip.clip_id] = str(error)
+                skip_or_fail(error, clip.clip_id, on_bad_clip, handle, progress_path, state)
             else:
                 handle.write(span.tobytes())
                 first_window = state["samples"] // grid.hop
