@@ -16,10 +16,9 @@ from typing import Any
 from hydra.utils import get_class
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from segser.data.features import feature_settings
+from segser.data.features import feature_path, feature_settings
 from segser.data.signal.segmentation import TAILS
 from segser.data.splits import check_ratios
-from segser.data.waveform.settings import WaveformSettings
 from segser.errors import SegserError
 from segser.models.backbone import Backbone, check_features
 from segser.models.ssl import SpeechTransformer
@@ -88,7 +87,7 @@ def _check_features_and_window(cfg: DictConfig) -> None:
         return
     try:
         settings = feature_settings(features)
-        if isinstance(settings, WaveformSettings):  # any window of at least one sample
+        if not feature_path(settings).masks:  # raw samples: any window of at least one sample
             return
         patch_samples = settings.patch_samples
         if patch_samples < 1 or settings.stft_hop_samples < 1 or settings.sample_rate_hz < 1:
@@ -206,6 +205,25 @@ def _check_backbone_features(cfg: DictConfig) -> None:
         )
 
 
+def _check_augment_masks(cfg: DictConfig) -> None:
+    """SpecAugment masks need a spectrogram in the cache: refused on raw-sample paths at start,
+    not after the embedding pass."""
+    masks, features = _value(cfg, "augment.masks"), _value(cfg, "features")
+    passes = _value(cfg, "augment.passes")
+    if not masks or not passes or not isinstance(features, dict):
+        return
+    try:
+        path = feature_path(feature_settings(features))
+    except (TypeError, ValueError):
+        return  # named by _check_features_and_window
+    if not path.masks:
+        raise SegserError(
+            f"augment.masks are SpecAugment masks on log-mel patches, but features.kind="
+            f"{path.kind} stores {path.reads}: set augment.masks=null (the waveform "
+            "perturbations still apply) or choose a log-mel backbone"
+        )
+
+
 def check_config(cfg: DictConfig) -> None:
     """Raise SegserError (one line naming the key and its allowed range) on the first bad value."""
     for rule in RULES:
@@ -214,6 +232,7 @@ def check_config(cfg: DictConfig) -> None:
             raise _out_of_range(rule.key, value, rule.allowed)
     _check_features_and_window(cfg)
     _check_backbone_features(cfg)
+    _check_augment_masks(cfg)
     _check_embedding_layers(cfg)
     _check_classes_and_label_map(cfg)
     _check_split(cfg)

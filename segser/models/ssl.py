@@ -143,7 +143,7 @@ class SpeechTransformer(Backbone):
             outputs.append(x)
         return outputs
 
-    def forward(self, segments: Tensor) -> Tensor:
+    def forward(self, segments: Tensor, lengths: Tensor | None = None) -> Tensor:
         outputs = self.layer_outputs(segments)
         return torch.cat([outputs[i].mean(dim=1) for i in self.embedding_layers], dim=1)
 
