@@ -224,6 +224,27 @@ def _check_augment_masks(cfg: DictConfig) -> None:
         )
 
 
+def _check_clip_context(cfg: DictConfig) -> None:
+    """Clip context (Whisper: encode a clip once, pool each segment's frames) serves the frozen
+    embedding cache, and needs segments that touch or overlap."""
+    context = _value(cfg, "backbone.net.context")
+    if context is _ABSENT or context == "segment":
+        return
+    if context != "clip":
+        raise _out_of_range("backbone.net.context", context, "segment or clip")
+    if _value(cfg, "backbone.freeze") is not True:
+        raise SegserError(
+            "backbone.net.context=clip encodes each clip once for the frozen embedding cache: "
+            "set backbone.freeze=true, or backbone.net.context=segment to fine-tune"
+        )
+    hop, window = (_value(cfg, f"segmentation.{k}_seconds") for k in ("hop", "window"))
+    if _number(hop) and _number(window) and hop > window:
+        raise SegserError(
+            f"backbone.net.context=clip pools frames of touching or overlapping segments, but "
+            f"segmentation.hop_seconds={hop} > window_seconds={window}: use context=segment"
+        )
+
+
 def check_config(cfg: DictConfig) -> None:
     """Raise SegserError (one line naming the key and its allowed range) on the first bad value."""
     for rule in RULES:
@@ -233,6 +254,7 @@ def check_config(cfg: DictConfig) -> None:
     _check_features_and_window(cfg)
     _check_backbone_features(cfg)
     _check_augment_masks(cfg)
+    _check_clip_context(cfg)
     _check_embedding_layers(cfg)
     _check_classes_and_label_map(cfg)
     _check_split(cfg)
