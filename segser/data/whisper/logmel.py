@@ -13,6 +13,7 @@ import math
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 
@@ -92,3 +93,28 @@ class WhisperLogMel(nn.Module):
         row_max = log_spec.amax(dim=(-2, -1), keepdim=True)
         log_spec = torch.maximum(log_spec, row_max - s.dynamic_range_log10)
         return (log_spec + 4.0) / 4.0
+
+
+def padded_rows_log_mel(logmel: WhisperLogMel, samples: Tensor, lengths: Tensor) -> Tensor:
+    """Log-mel [B, n_mels, S // 160] of a zero-padded batch [B, S]: a row shorter than S
+    (`lengths`: valid samples) gets the log-mel of its valid samples alone, zero after them,
+    since Whisper scales each input by its own loudest bin and reflects at its own end."""
+    mel = logmel(samples)
+    shortest = logmel.settings.stft_window_samples // 2 + 1  # the centred STFT's minimum
+    for row in (lengths < samples.shape[1]).nonzero().flatten().tolist():
+        own = logmel(samples[row, : max(int(lengths[row]), shortest)][None])[0]
+        mel[row] = F.pad(own, (0, mel.shape[-1] - own.shape[-1]))
+    return mel
+
+
+def clip_pieces(samples: Tensor, frame_samples: int, max_samples: int) -> tuple[Tensor, Tensor]:
+    """A clip [S] as equal zero-padded pieces [P, piece] of at most `max_samples`, each a whole
+    number of `frame_samples`, so frame k of piece p is clip frame p * piece / frame + k; and
+    each piece's valid samples [P]."""
+    total = samples.numel()
+    count = max(1, -(-total // max_samples))
+    piece = -(-total // count // frame_samples) * frame_samples
+    piece = min(max_samples, max(piece, frame_samples))
+    rows = F.pad(samples, (0, count * piece - total)).view(count, piece)
+    lengths = (total - torch.arange(count, device=samples.device) * piece).clamp(max=piece)
+    return rows, lengths
