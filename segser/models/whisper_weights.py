@@ -25,7 +25,7 @@ from segser.models.weights import file_sha256, load_state_dict_file
 from segser.models.whisper_ct2 import read_ctranslate2
 
 PACKAGED_WHISPER = Path(__file__).parent / "pretrained" / "whisper-tiny.en-encoder.pt"
-PACKAGED_WHISPER_SHA256 = "0000000000000000000000000000000000000000000000000000000000000000"
+PACKAGED_WHISPER_SHA256 = "4b100ab7cba035f22202c51bd8e3f612adf49274f1620689d2db6fdd9b401e54"
 DIM_KEYS = ("n_mels", "n_audio_ctx", "n_audio_state", "n_audio_head", "n_audio_layer")
 _FIX = (
     "Pass backbone.weights=packaged, an openai-whisper checkpoint (.pt), a Hugging Face "
