@@ -32,10 +32,12 @@ def openai_state(dims: dict[str, int], seed: int = 0) -> dict[str, torch.Tensor]
     return dict(openai_encoder(dims, seed=seed).state_dict())
 
 
-def write_ctranslate2_dir(state: dict[str, torch.Tensor], n_head: int, folder, seed: int = 0):
+def write_ctranslate2_dir(
+    state: dict[str, torch.Tensor], n_head: int, folder, seed: int = 0, quantize: str = "float32"
+):
     """A CTranslate2 Whisper model dir written by ctranslate2's own WhisperSpec: the encoder
     from `state` (OpenAI names), a one-layer random decoder with an 8-token vocabulary (the
-    spec needs one; `encode` never runs it). Float32, so nothing is rounded."""
+    spec needs one; `encode` never runs it). Float32 unless `quantize` says otherwise."""
     import numpy as np
     from ctranslate2.specs import whisper_spec
 
@@ -101,7 +103,7 @@ def write_ctranslate2_dir(state: dict[str, torch.Tensor], n_head: int, folder, s
     dl.ffn.linear_0.weight, dl.ffn.linear_1.weight = rand(4 * width, width), rand(width, 4 * width)
     spec.register_vocabulary([f"<|tok{i}|>" for i in range(vocab)])
     spec.validate()
-    spec.optimize(quantization="float32")
+    spec.optimize(quantization=quantize)
     folder.mkdir(parents=True, exist_ok=True)
     spec.save(str(folder))
     return folder

@@ -205,3 +205,36 @@ def test_packaged_tiny_en_equals_ctranslate2_on_real_speech(tmp_path: Path) -> N
     assert theirs.shape == ours.shape == (6, 50, 384)
     torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-3)
     print(f"max |segser - ctranslate2| = {(ours - theirs).abs().max():.2e}")
+
+
+def test_sharded_hugging_face_weights_load(tmp_path: Path) -> None:
+    """A sharded save (model.safetensors.index.json naming each tensor's file)."""
+    from safetensors.torch import load_file, save_file
+
+    state = random_state()
+    folder = write_hugging_face(state, DIMS, tmp_path / "hf")
+    tensors = load_file(str(folder / "model.safetensors"))
+    (folder / "model.safetensors").unlink()
+    names = sorted(tensors)
+    shards = {"model-00001-of-00002.safetensors": names[::2],
+              "model-00002-of-00002.safetensors": names[1::2]}  # fmt: skip
+    for file, keys in shards.items():
+        save_file({k: tensors[k] for k in keys}, str(folder / file))
+    weight_map = {k: file for file, keys in shards.items() for k in keys}
+    (folder / "model.safetensors.index.json").write_text(json.dumps({"weight_map": weight_map}))
+    loaded = read_encoder_weights(str(folder))
+    assert loaded.state.keys() == state.keys()
+    for key, value in state.items():
+        torch.testing.assert_close(loaded.state[key], value, msg=key)
+
+
+def test_int8_ctranslate2_weights_are_dequantized(tmp_path: Path) -> None:
+    """ct2 --quantization int8 stores q = round(w * 127 / max|row|) and the scale per row."""
+    pytest.importorskip("ctranslate2", reason="ctranslate2 (dev extra) absent")
+    state = random_state()
+    folder = write_ctranslate2_dir(state, DIMS["n_audio_head"], tmp_path / "ct2", quantize="int8")
+    loaded = read_encoder_weights(str(folder)).state
+    for key in ("blocks.0.mlp.0.weight", "blocks.2.attn.value.weight", "blocks.1.attn.out.weight"):
+        row_step = state[key].abs().amax(dim=1, keepdim=True) / 127
+        assert ((loaded[key] - state[key]).abs() <= row_step / 2 + 1e-6).all(), key
+        assert not torch.equal(loaded[key], state[key])  # it was quantized
