@@ -69,10 +69,13 @@ def build_datamodule(
     """`backbone`: the model's; with backbone.freeze=true (and data.cache_embeddings) the
     datamodule serves its embeddings, computed once and cached, instead of patches.
     `split`: the clips to use, instead of cfg.split's (evaluate's run's own test clips)."""
-    frozen = (
-        backbone is not None
-        and cfg.backbone.get("freeze", False)
-        and cfg.data.get("cache_embeddings", True)
+    clip_context = getattr(backbone, "context", "segment") == "clip"  # embedded clip by clip
+    frozen = backbone is not None and (
+        clip_context
+        or (
+            OmegaConf.select(cfg, "backbone.freeze", default=False)
+            and cfg.data.get("cache_embeddings", True)
+        )
     )
     return SegmentDataModule(
         clips=clips,

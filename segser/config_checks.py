@@ -22,6 +22,7 @@ from segser.data.splits import check_ratios
 from segser.errors import SegserError
 from segser.models.backbone import Backbone, check_features
 from segser.models.ssl import SpeechTransformer
+from segser.models.whisper import WhisperBackbone
 from segser.models.yamnet import FINAL_LAYER
 
 _ABSENT = object()
@@ -160,7 +161,7 @@ def _check_embedding_layers(cfg: DictConfig) -> None:
     backbone = _backbone_class(cfg)
     if value is _ABSENT or backbone is None:
         return
-    if issubclass(backbone, SpeechTransformer):
+    if issubclass(backbone, SpeechTransformer | WhisperBackbone):
         net = _value(cfg, "backbone.net")
         window, rate = (
             _value(cfg, "segmentation.window_seconds"),

@@ -156,7 +156,8 @@ class WhisperBackbone(Backbone):
     """Segments [B, 1, samples] at 16 kHz -> the chosen encoder layers, mean-pooled [B, L*D].
 
     `size`: a published Whisper (WHISPER_DIMS); `dims`: overrides (test networks); `input`:
-    "segment" (the segment's own frames) or "padded_30s" (Whisper's 30 s input)."""
+    "segment" (the segment's own frames) or "padded_30s" (Whisper's 30 s input); `context`:
+    "clip" makes the frozen embedding pass and predict encode a clip once (`embed_clip`)."""
 
     feature_kind: ClassVar[str] = "whisper"
     required_features = MappingProxyType({"sample_rate_hz": SETTINGS.sample_rate_hz})
@@ -168,11 +169,14 @@ class WhisperBackbone(Backbone):
         embedding_layers: Sequence[int] | None = None,
         input: str = "segment",
         dims: Mapping[str, int] | None = None,
+        context: str = "segment",
     ) -> None:
         super().__init__()
         if input not in INPUTS:
             raise SegserError(f"backbone.net.input={input!r}: choose one of {', '.join(INPUTS)}")
-        self.size, self.input = size, input
+        if context not in ("segment", "clip"):
+            raise SegserError(f"backbone.net.context={context!r}: choose segment or clip")
+        self.size, self.input, self.context = size, input, context
         self.dims = whisper_dims(size, dims)
         self.logmel = WhisperLogMel(self.dims.n_mels)
         self.encoder = WhisperEncoder(self.dims)
@@ -190,6 +194,7 @@ class WhisperBackbone(Backbone):
         return (
             f"size={self.size}, dims={asdict(self.dims)}, "
             f"embedding_layers={list(self.embedding_layers)}, input={self.input}"
+            + (", context=clip" if self.context == "clip" else "")  # segment: keys as before
         )
 
     def _encode(self, samples: Tensor, lengths: Tensor | None) -> tuple[list[Tensor], Tensor]:
@@ -248,11 +253,11 @@ class WhisperBackbone(Backbone):
         return torch.cat(pooled, dim=1)
 
     def load_weights(self, source: str) -> None:
-        """ "packaged" (tiny.en, sha256-checked), an OpenAI .pt, a Hugging Face file or dir, a
-        CTranslate2 dir, or "none"; the file's dims must be this size's."""
+        """ "packaged" (tiny.en, sha256-checked), "openai" (openai-whisper's cache), an OpenAI
+        .pt, a Hugging Face file or dir, a CTranslate2 dir, or "none"; dims must be this size's."""
         if source == "none":
             return
-        weights = read_encoder_weights(source)
+        weights = read_encoder_weights(source, self.size)
         ours = asdict(self.dims)
         if weights.dims != ours:
             theirs = [n for n, d in WHISPER_DIMS.items() if asdict(d) == weights.dims]

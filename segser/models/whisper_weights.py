@@ -11,6 +11,7 @@ whisper.py checks those against the configured size and loads them strictly.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -88,10 +89,27 @@ class EncoderWeights:
     source: str
 
 
-def read_encoder_weights(source: str) -> EncoderWeights:
-    """ "packaged" (sha256-checked), or a path to any supported format (see the module doc)."""
+def openai_cache_path(size: str) -> Path:
+    """Where openai-whisper's `load_model(size)` keeps its download: $XDG_CACHE_HOME/whisper
+    (default ~/.cache/whisper)/<size>.pt."""
+    root = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    return root / "whisper" / f"{size}.pt"
+
+
+def read_encoder_weights(source: str, size: str = "tiny.en") -> EncoderWeights:
+    """ "packaged" (sha256-checked), "openai" (openai-whisper's cached download of `size`), or
+    a path to any supported format (see the module doc)."""
     if source == "packaged":
         return read_openai_checkpoint(packaged_path(), "packaged")
+    if source == "openai":
+        cached = openai_cache_path(size)
+        if not cached.is_file():
+            raise SegserError(
+                f"{cached}: Whisper {size} is not in openai-whisper's cache. On a machine with "
+                f"internet run python -c \"import whisper; whisper.load_model('{size}')\" and "
+                "copy the file there, or pass backbone.weights=/path/to/file"
+            )
+        return read_openai_checkpoint(cached)
     path = Path(source).expanduser()
     if path.is_dir():
         if (path / "model.bin").is_file():
