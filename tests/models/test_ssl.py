@@ -93,7 +93,13 @@ def test_chosen_layers_are_pooled_in_order() -> None:
         layers = model.layer_outputs(segments)
         expected = torch.cat([layers[0].mean(1), layers[2].mean(1)], dim=1)
         torch.testing.assert_close(model(segments), expected)
-    assert model.layer_dims == (32, 32) and "embedding_layers=[0, 2]" in repr(model)
+    assert model.layer_dims == (32, 32)
+    # the embedding cache's key (repr) names the numbering: a key of the old one never matches
+    assert "embedding_layers=[0, 2] (0 = transformer input), final_layer_norm=False" in repr(model)
+    large = SpeechTransformer("HUBERT_LARGE", params=tiny_params("HUBERT_LARGE", 3))
+    assert "embedding_layers=[0, 1, 2, 3] (0 = transformer input), final_layer_norm=True" in repr(
+        large
+    )
 
 
 def test_state_dict_in_torchaudio_layout_loads_from_a_path(tmp_path: Path) -> None:
