@@ -227,10 +227,14 @@ class SpeechTransformer(Backbone):
         # zeroes the padded frames (so the positional convolution sees what an unpadded
         # segment's zero padding gives) and builds wav2vec 2.0's additive attention mask
         x, attention_mask = encoder._preprocess(features, frames)
-        padding = None
-        if self.wavlm and frames is not None:  # WavLM's attention takes a key padding mask
-            padding, attention_mask = ~valid_mask(frames, x.shape[1]), None
         transformer = encoder.transformer
+        padding = None
+        if self.wavlm and frames is not None:  # WavLM's attention takes a key padding mask,
+            # additive and in its position bias's dtype (torch deprecates a boolean one there)
+            dtype = transformer.layers[0].attention.rel_attn_embed.weight.dtype
+            padding = torch.zeros(frames.shape[0], x.shape[1], dtype=dtype, device=x.device)
+            padding.masked_fill_(~valid_mask(frames, x.shape[1]), float("-inf"))
+            attention_mask = None
         x = transformer._preprocess(x)
         outputs, position_bias = [x], None
         for index, layer in enumerate(transformer.layers[: self.embedding_layers[-1]]):
@@ -243,8 +247,8 @@ class SpeechTransformer(Backbone):
             elif index == 0 and padding is not None:
                 # WavLM masks padding only beside its relative position bias, which the first
                 # layer makes: a zero bias keeps the mask when that layer is dropped
-                heads = layer.attention.num_heads
-                position_bias = x.new_zeros(x.shape[0], heads, x.shape[1], x.shape[1])
+                shape = (x.shape[0], layer.attention.num_heads, x.shape[1], x.shape[1])
+                position_bias = padding.new_zeros(shape)
             outputs.append(x)
         if self.final_layer_norm:
             outputs[-1] = transformer.layer_norm(outputs[-1])
