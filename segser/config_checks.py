@@ -156,7 +156,7 @@ def _backbone_class(cfg: DictConfig) -> type[Backbone] | None:
 
 def _check_embedding_layers(cfg: DictConfig) -> None:
     """Layer indices within the backbone's layers (YAMNet: 0-13; a speech transformer: its
-    transformer layers, or null for all of them); a speech transformer's window."""
+    hidden states 0 = input .. n = last layer, or null for all of them); its window."""
     value = _value(cfg, "backbone.net.embedding_layers")
     backbone = _backbone_class(cfg)
     if value is _ABSENT or backbone is None:
@@ -174,9 +174,10 @@ def _check_embedding_layers(cfg: DictConfig) -> None:
                 window,
                 f">= {shortest:g} s, the convolutional encoder's receptive field",
             )
-        count = backbone.num_layers(net)
+        count = backbone.num_layers(net) + 1  # hidden states: the input, then each layer
         allowed = (
-            f"null (every layer) or a non-empty list of transformer layer indices 0-{count - 1}"
+            f"null (all of them) or a non-empty list of indices 0-{count - 1} "
+            "(0 = the transformer's input, i = layer i's output)"
         )
         if value is None:
             return

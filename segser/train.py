@@ -25,6 +25,7 @@ from segser.components import (
     build_callbacks,
     build_datamodule,
     build_loggers,
+    ddp_strategy,
     model_config,
     read_corpus,
 )
@@ -122,6 +123,7 @@ def train(cfg: DictConfig, out_dir: Path, group: str | None = None) -> dict[str,
         default_root_dir=out_dir,
         plugins=[AtomicCheckpointIO()],
         **sweep_job_devices(cfg.trainer),
+        **ddp_strategy(cfg, model),
     )
     numerics = run_numerics(cfg, trainer.strategy.root_device)
     if numerics is not None:

@@ -70,6 +70,13 @@ def test_train_evaluate_predict_from_the_checkpoint(
     trained = load_trained(checkpoint)
     assert isinstance(trained.model.backbone, SpeechTransformer)
     assert trained.features == WaveformSettings()
+    # a checkpoint of the layer numbering before issue 26 (0 = the first layer) is refused
+    old = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    assert old["state_dict"]._metadata["backbone"]["version"] == 2
+    old["state_dict"]._metadata["backbone"]["version"] = 1
+    torch.save(old, tmp_path / "old.ckpt")
+    with pytest.raises(SegserError, match=r"\(SegserError: backbone: saved with the old SSL layer"):
+        load_trained(tmp_path / "old.ckpt")
 
     cfg = composed("evaluate", [f"ckpt={checkpoint}", f"paths.data_dir={data_dir}"])
     again = evaluate(cfg, tmp_path / "evaluate")
@@ -140,9 +147,9 @@ def test_the_cli_runs_one_backbone_end_to_end(tmp_path: Path) -> None:
          "backbone=yamnet, which reads log-mel patches"),
         (["backbone=hubert_base", "features.sample_rate_hz=8000"], "features.sample_rate_hz=8000 "
          "contradicts backbone=hubert_base"),
-        (["backbone=wav2vec2_large", "backbone.net.embedding_layers=[24]"],
-         "backbone.net.embedding_layers=[24] is out of range: allowed null (every layer) or a "
-         "non-empty list of transformer layer indices 0-23"),
+        (["backbone=wav2vec2_large", "backbone.net.embedding_layers=[25]"],
+         "backbone.net.embedding_layers=[25] is out of range: allowed null (all of them) or a "
+         "non-empty list of indices 0-24 (0 = the transformer's input, i = layer i's output)"),
         (["backbone=wavlm_base_plus", "segmentation.window_seconds=0.02"],
          "segmentation.window_seconds=0.02 is out of range: allowed >= 0.025 s, the "
          "convolutional encoder's receptive field"),

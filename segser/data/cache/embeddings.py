@@ -5,11 +5,11 @@ waveform segment), so with `backbone.freeze=true` it is computed once and every 
 sweep job trains the head on it. Rows align with the segment cache's rows. Entry
 `<cache_dir>/<segment key>-<backbone>-<key>/` holds `embeddings.f32` ([rows, embedding_dim]
 float32), or `embeddings.f16` for backbones whose `embedding_cache_dtype` is float16 (every
-layer of a speech transformer: 13 x 768 numbers per segment), and `meta.json`; the key hashes
-the segment cache key, the backbone's class and settings (its repr: layers included), the
-storage dtype and the sha256 of its loaded weights. Raw-sample rows pass their valid lengths
-to the backbone; a backbone with `context = "clip"` (Whisper's clip-context mode) encodes each
-clip once and pools every segment's window of its frames (`embed_rows`).
+hidden state of a base speech transformer: 13 x 768 numbers per segment), and `meta.json`; the
+key hashes the segment cache key, the backbone's class and settings (its repr: layers
+included), the storage dtype and the sha256 of its loaded weights. Raw-sample rows pass their
+valid lengths to the backbone; a backbone with `context = "clip"` (Whisper's clip-context mode)
+encodes each clip once and pools every segment's window of its frames (`embed_rows`).
 As for patches (segser.data.cache.entry): built in `.partial/`, resumable after a kill, renamed
 into place atomically under a file lock, checked on every open and rebuilt if broken.
 """
