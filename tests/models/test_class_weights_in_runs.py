@@ -113,3 +113,26 @@ def test_a_checkpoint_that_stored_the_class_weights_still_loads(tmp_path) -> Non
     checkpoint["state_dict"]["loss.weight"] = torch.tensor([1.0, 2.0, 3.0, 4.0])
     torch.save(checkpoint, path)
     assert load_trained(path).model.loss.weight is None
+
+
+def test_attention_clip_pooling_weighs_the_classes_too(tmp_path, monkeypatch) -> None:
+    """clip_pooling=attention trains on clip labels: its loss takes their inverse frequencies."""
+    from segser.models import clip_pooling
+
+    given = []
+    fit = clip_pooling.fit_attention_pooling
+
+    def recording_fit(train_bags, val_bags, num_classes, settings, class_weights=None, seed=0):
+        given.append((train_bags.labels.clone(), class_weights))
+        return fit(train_bags, val_bags, num_classes, settings, class_weights, seed)
+
+    monkeypatch.setattr(clip_pooling, "fit_attention_pooling", recording_fit)
+    for weighted in (True, False):
+        cfg = tiny_run(tmp_path, f"loss.class_weights={weighted}", "clip_pooling=attention",
+                       "clip_pooling.max_epochs=5")  # fmt: skip
+        train(cfg, tmp_path / f"run-{weighted}")
+    (labels, weights), (_, unweighted) = given
+    counts = [labels.tolist().count(c) for c in range(4)]
+    expected = torch.tensor([len(labels) / (4 * max(n, 1)) for n in counts])
+    assert weights is not None and unweighted is None
+    torch.testing.assert_close(weights, expected)

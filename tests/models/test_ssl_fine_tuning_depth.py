@@ -81,3 +81,19 @@ def test_an_explicit_normalize_waveform_wins_over_the_bundles_rule(
     default.eval().normalize_waveform = False
     with torch.no_grad():
         torch.testing.assert_close(model(segments), default(inputs))
+
+
+def test_the_frozen_embedding_cache_keeps_the_waveform_rules_apart() -> None:
+    """Embeddings of normalised and raw waveforms never share a cache entry (same weights)."""
+    from segser.data.cache.embeddings import embedding_key
+
+    torch.manual_seed(0)
+    params = tiny_params("HUBERT_BASE", 2)
+    raw = SpeechTransformer("HUBERT_BASE", params=params, normalize_waveform=False)
+    normalised = SpeechTransformer("HUBERT_BASE", params=params, normalize_waveform=True)
+    normalised.load_state_dict(raw.state_dict())
+    default = SpeechTransformer("HUBERT_BASE", params=params)  # the bundle's rule: raw
+    default.load_state_dict(raw.state_dict())
+    keys = {name: embedding_key("segments", model) for name, model in
+            (("raw", raw), ("normalised", normalised), ("default", default))}  # fmt: skip
+    assert keys["raw"] != keys["normalised"] and keys["raw"] == keys["default"]
