@@ -146,7 +146,13 @@ def evaluate(
         return ClipSplit([], [], test, description)
 
     # cfg now holds the checkpoint's classes, segmentation and features (above)
-    datamodule = build_datamodule(cfg, clips, out_dir / "split.json", split=given_split)
+    # a clip-context backbone is scored as it trained: clips encoded whole, embeddings cached
+    context = (
+        trained.model.backbone if getattr(trained.model.backbone, "context", "") == "clip" else None
+    )
+    datamodule = build_datamodule(
+        cfg, clips, out_dir / "split.json", backbone=context, split=given_split
+    )
     datamodule.setup()
     if not datamodule.split.test:
         raise SegserError("none of the clips to test could be read (all skipped as bad clips).")

@@ -4,7 +4,9 @@ Per file: <stem>.segments.csv (a row per segment), <stem>.json (the file's clip 
 <stem>.timeline.png; summary.csv for the run (a row per file). Rows stream to disk as they come.
 Recordings of any length stream through in bounded memory (segser.data.signal.stream), cut
 exactly as training cut its clips, so a file's predictions equal the model on
-segment_patches(whole file) (or, for a waveform backbone, on segment_waveform(whole file)).
+segment_patches(whole file) (or, for a raw-sample backbone, on segment_waveform(whole file),
+each segment with its valid samples; a clip-context Whisper encodes each streamed batch's
+consecutive segments as one span).
 """
 
 from __future__ import annotations
@@ -19,15 +21,16 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-from segser.data.logmel.features import LogMelPatcher
+from segser.data.feature_path import segment_lengths
+from segser.data.features import feature_path
 from segser.data.signal.audio import AudioInfo, audio_info
 from segser.data.signal.segmentation import count_segments
 from segser.data.signal.stream import find_audio, stream_segments
-from segser.data.waveform.settings import WaveformSettings
 from segser.entry import output_root
 from segser.errors import SegserError
 from segser.metrics.clip_accuracy import clip_votes, decision_name, segment_predictions
@@ -35,13 +38,6 @@ from segser.models.checkpoint import load_trained
 from segser.predict.timeline import Timeline
 
 TIMELINE_BINS = 2000  # an hour at 0.5 s hop pools ~4 segments per bar
-
-
-class WaveformInput(torch.nn.Module):
-    """Segments [B, samples] -> [B, 1, samples]: what a waveform backbone trained on."""
-
-    def forward(self, segments: torch.Tensor) -> torch.Tensor:
-        return segments.unsqueeze(1)
 
 
 def clip_decisions(logits: torch.Tensor, classes: Sequence[str]) -> dict[str, Any]:
@@ -75,12 +71,10 @@ class Predictor:
         self.classes: list[str] = trained.classes
         self.window_seconds = trained.segmentation.window_seconds
         self.hop_seconds = trained.segmentation.hop_seconds
-        # log-mel patches, or raw segments [B, 1, samples] for a waveform backbone
-        self.features: torch.nn.Module = (
-            WaveformInput()
-            if isinstance(trained.features, WaveformSettings)
-            else LogMelPatcher(trained.features).to(device)
-        )
+        path = feature_path(trained.features)  # log-mel patches, or raw segments + lengths
+        self.features: torch.nn.Module = path.stream_module().to(device)
+        self.has_lengths = path.has_lengths
+        self.window_samples = round(self.window_seconds * trained.features.sample_rate_hz)
         self.tail = trained.segmentation.tail
         self.sample_rate = trained.features.sample_rate_hz
         self.hop_samples = round(self.hop_seconds * self.sample_rate)  # as segmentation rounds
@@ -88,10 +82,35 @@ class Predictor:
         self.columns = ["segment", "start_s", "end_s", "prediction"]
         self.columns += [f"p_{c}" for c in self.classes]
 
+    def lengths(self, first: int, count: int, samples: int) -> torch.Tensor | None:
+        """Valid samples of segments first..first+count-1 of a recording of `samples` samples,
+        where the model reads raw samples (None for log-mel patches)."""
+        if not self.has_lengths:
+            return None
+        starts = (first + np.arange(count)) * self.hop_samples
+        return segment_lengths(samples, starts, self.window_samples)
+
     @torch.inference_mode()
-    def logits(self, segments: torch.Tensor) -> torch.Tensor:
-        """Segment logits [B, C] (float32, CPU) from segments [B, samples] at the model's rate."""
-        return self.model(self.features(segments.to(self.device))).float().cpu()
+    def logits(self, segments: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """Segment logits [B, C] (float32, CPU) from segments [B, samples] at the model's rate
+        (and their valid samples, for a raw-sample model)."""
+        inputs = self.features(segments.to(self.device))
+        if lengths is None:
+            return self.model(inputs).float().cpu()
+        lengths = lengths.to(self.device)
+        if getattr(self.model.backbone, "context", "segment") == "clip":
+            return self._clip_context_logits(segments, lengths).float().cpu()
+        return self.model(inputs, lengths).float().cpu()
+
+    def _clip_context_logits(self, segments: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """The batch's consecutive segments as one span, encoded once (training encoded the
+        whole clip: the same within a span, up to frames near the span's ends)."""
+        hop, window = self.hop_samples, self.window_samples
+        span = torch.cat([segments[0], *(s[max(window - hop, 0) :] for s in segments[1:])])
+        valid = int((len(segments) - 1) * hop + lengths[-1])
+        starts = torch.arange(len(segments)) * hop
+        embedded = self.model.backbone.embed_clip(span[:valid].to(self.device), starts, window)
+        return self.model.head(embedded)
 
     def segment_row(
         self, index: int, probabilities: list[float], prediction: str
@@ -139,7 +158,9 @@ class Predictor:
                 for batch in stream_segments(
                     info, *cutting, self.batch_size, block_seconds, self.tail
                 ):
-                    logits.append(self.logits(batch.segments))
+                    lengths = self.lengths(batch.first_index, len(batch.segments), samples)
+                    arguments = (batch.segments,) if lengths is None else (batch.segments, lengths)
+                    logits.append(self.logits(*arguments))
                     probabilities = logits[-1].softmax(dim=1)
                     # the clip table's rule: ties go to the lowest class, NaN/Inf reads "none"
                     predictions = segment_predictions(logits[-1]).tolist()
