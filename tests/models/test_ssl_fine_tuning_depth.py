@@ -25,19 +25,22 @@ def _trains(model: SpeechTransformer) -> list[bool]:
     return flags
 
 
-@pytest.mark.parametrize("chosen", [[0], [1], [0, 2], [3], [1, 2]])
-def test_exactly_the_layers_up_to_the_last_chosen_one_train(chosen: list[int]) -> None:
+@pytest.mark.parametrize("chosen", [[0], [1], [0, 2], [2, 4], [3]])
+@pytest.mark.parametrize("bundle", ["HUBERT_BASE", "WAV2VEC2_LARGE_LV60K"])  # post- and pre-LN
+def test_exactly_the_layers_up_to_the_last_chosen_one_train(bundle: str, chosen: list[int]):
+    """Hidden state i is layer i's output (0: the transformer's input), so layers 1..i (list
+    indices 0..i-1) make the last chosen state and train; the layers past it are frozen."""
     torch.manual_seed(0)
-    params = tiny_params("HUBERT_BASE", NUM_LAYERS) | {"encoder_layer_drop": 0.0}
-    model = SpeechTransformer("HUBERT_BASE", chosen, params=params).train()
+    params = tiny_params(bundle, NUM_LAYERS) | {"encoder_layer_drop": 0.0}
+    model = SpeechTransformer(bundle, chosen, params=params).train()
     last = max(chosen)
-    assert _trains(model) == [i <= last for i in range(NUM_LAYERS)]
+    assert _trains(model) == [i < last for i in range(NUM_LAYERS)]
     assert len(model.layer_outputs(torch.randn(1, 1, 4000))) == last + 1
     model(torch.randn(2, 1, 8000)).square().sum().backward()
     for index, layer in enumerate(model.model.encoder.transformer.layers):
         got = [p.grad is not None for p in layer.parameters()]
-        # every layer up to the last chosen one is reached by the gradient, none past it
-        assert all(got) if index <= last else not any(got), index
+        # every layer up to the last chosen state is reached by the gradient, none past it
+        assert all(got) if index < last else not any(got), index
 
 
 def test_the_optimizer_gets_the_trained_layers_and_no_frozen_one() -> None:
@@ -50,7 +53,7 @@ def test_the_optimizer_gets_the_trained_layers_and_no_frozen_one() -> None:
     layers = model.backbone.model.encoder.transformer.layers
     for index, layer in enumerate(layers):
         inside = [id(p) in optimized for p in layer.parameters()]
-        assert all(inside) if index <= 1 else not any(inside), index
+        assert all(inside) if index < 1 else not any(inside), index  # state 1: layer 1
     conv = model.backbone.model.feature_extractor.parameters()
     assert not any(id(p) in optimized for p in conv)
 
