@@ -13,16 +13,26 @@ from segser.data.cache import patches as patch_module
 from segser.data.cache import waveforms as waveform_module
 from segser.data.cache.waveforms import WaveformCache
 from segser.data.corpora.clips import Clip
-from segser.data.datamodule import build_or_open_segments
+from segser.data.features import feature_path
 from segser.data.logmel.features import LogMelSettings
 from segser.data.signal.audio import load_audio
 from segser.data.signal.segmentation import SegmentationSettings, segment_waveform
 from segser.data.waveform.settings import WaveformSettings
+from segser.data.whisper.settings import WhisperSettings
 from segser.errors import BadClipError, SegserError
 
 SEGMENTATION = SegmentationSettings(1.0, 0.5)
-FEATURES = {"waveform": WaveformSettings(), "logmel": LogMelSettings()}
-MODULES = {"waveform": waveform_module, "logmel": patch_module}
+FEATURES = {
+    "waveform": WaveformSettings(),
+    "logmel": LogMelSettings(),
+    "whisper": WhisperSettings(),
+}
+MODULES = {"waveform": waveform_module, "logmel": patch_module, "whisper": waveform_module}
+
+
+def build_or_open_segments(clips, cache_dir, segmentation, settings, on_bad_clip="fail"):
+    """The segment cache as the datamodule opens it: through its feature path."""
+    return feature_path(settings).open_cache(clips, cache_dir, segmentation, on_bad_clip)
 
 
 def _noise_clips(folder: Path, seconds: list[float], rate: int = 16000) -> list[Clip]:
@@ -44,7 +54,7 @@ def _with_a_bad_clip(tmp_path: Path) -> list[Clip]:
     return [*clips[:3], Clip("broken", broken, "sad", "s9", "S1", "x"), clips[3]]
 
 
-@pytest.mark.parametrize("kind", ["waveform", "logmel"])
+@pytest.mark.parametrize("kind", list(FEATURES))
 def test_an_entry_built_under_skip_is_never_served_to_fail(kind: str, tmp_path: Path) -> None:
     clips = _with_a_bad_clip(tmp_path)
     build = (clips, tmp_path / "cache", SEGMENTATION, FEATURES[kind])
@@ -58,7 +68,7 @@ def test_an_entry_built_under_skip_is_never_served_to_fail(kind: str, tmp_path: 
     assert again.directory == skipped.directory and list(again.skipped) == ["broken"]
 
 
-@pytest.mark.parametrize("kind", ["waveform", "logmel"])
+@pytest.mark.parametrize("kind", list(FEATURES))
 def test_an_entry_built_under_fail_serves_skip_without_rebuilding(kind: str, tmp_path) -> None:
     clips = _noise_clips(tmp_path / "wav", [1.2, 0.7])
     build = (clips, tmp_path / "cache", SEGMENTATION, FEATURES[kind])
@@ -67,7 +77,7 @@ def test_an_entry_built_under_fail_serves_skip_without_rebuilding(kind: str, tmp
     assert again.directory == clean.directory and not again.skipped
 
 
-@pytest.mark.parametrize("kind", ["waveform", "logmel"])
+@pytest.mark.parametrize("kind", list(FEATURES))
 def test_a_build_stopped_by_a_bad_clip_keeps_the_clips_before_it(
     kind: str, tmp_path: Path, monkeypatch
 ) -> None:
