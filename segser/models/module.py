@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import lightning as L
@@ -92,6 +93,20 @@ class SegmentEmotionClassifier(L.LightningModule):
         counts = torch.bincount(labels, minlength=len(self.classes)).double()
         weights = counts.sum() / (len(self.classes) * counts.clamp_min(1))
         self.loss = nn.CrossEntropyLoss(weight=weights.float().to(self.device))
+        # Refitted at every fit start (a resumed run too), so not a checkpoint entry: a stored
+        # loss.weight made the checkpoint unloadable into the model its config builds.
+        self.loss.register_buffer("weight", self.loss.weight, persistent=False)
+
+    def load_state_dict(
+        self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False
+    ) -> Any:
+        """Drops the `loss.weight` that class-weighted checkpoints stored before it was left out."""
+        if "loss.weight" in state_dict:
+            metadata = getattr(state_dict, "_metadata", None)
+            state_dict = OrderedDict((k, v) for k, v in state_dict.items() if k != "loss.weight")
+            if metadata is not None:
+                state_dict._metadata = metadata  # type: ignore[attr-defined]
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
     def on_fit_start(self) -> None:
         """Fit the head's input standardizer on the training embeddings, once per run.
