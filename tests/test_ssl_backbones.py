@@ -183,8 +183,11 @@ def test_float16_embedding_cache_keeps_the_heads_results(tmp_path: Path) -> None
     backbone = SpeechTransformer("WAVLM_BASE_PLUS", params=tiny_params("WAVLM_BASE_PLUS", 3))
     cache = build_or_open_embeddings(segments, backbone)
     assert cache.embeddings.dtype == np.float16 and isinstance(cache.embeddings, np.memmap)
+    rows = len(segments)
+    lengths = segments.lengths(0, rows)
+    assert (lengths < 16000).any()  # padded tails: the build passes their valid lengths
     with torch.no_grad():
-        exact = backbone.eval()(segments.inputs(0, len(segments)))
+        exact = backbone.eval()(segments.inputs(0, rows), lengths)
     assert (cache.directory / "embeddings.f16").stat().st_size == exact.numel() * 2
     stored = torch.from_numpy(cache.rows().take(np.arange(len(exact))))  # as the head is served
     head = ClassificationHead(exact.shape[1], 200, 4, input_norm=True, layer_sum=True,
