@@ -149,7 +149,7 @@ def test_the_cli_runs_one_backbone_end_to_end(tmp_path: Path) -> None:
          "contradicts backbone=hubert_base"),
         (["backbone=wav2vec2_large", "backbone.net.embedding_layers=[25]"],
          "backbone.net.embedding_layers=[25] is out of range: allowed null (all of them) or a "
-         "non-empty list of indices 0-24 (0 = the transformer's input, i = layer i's output)"),
+         "non-empty list of indices 0-24 (0 = the first layer's input, i = layer i's output)"),
         (["backbone=wavlm_base_plus", "segmentation.window_seconds=0.02"],
          "segmentation.window_seconds=0.02 is out of range: allowed >= 0.025 s, the "
          "convolutional encoder's receptive field"),
