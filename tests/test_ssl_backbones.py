@@ -184,7 +184,9 @@ def test_float16_embedding_cache_keeps_the_heads_results(tmp_path: Path) -> None
     cache = build_or_open_embeddings(segments, backbone)
     assert cache.embeddings.dtype == np.float16 and isinstance(cache.embeddings, np.memmap)
     with torch.no_grad():
-        exact = backbone.eval()(segments.inputs(0, len(segments)))
+        # the cache passes each row's valid samples (padded tails pool only theirs)
+        everything = (segments.inputs(0, len(segments)), segments.lengths(0, len(segments)))
+        exact = backbone.eval()(*everything)
     assert (cache.directory / "embeddings.f16").stat().st_size == exact.numel() * 2
     stored = torch.from_numpy(cache.rows().take(np.arange(len(exact))))  # as the head is served
     head = ClassificationHead(exact.shape[1], 200, 4, input_norm=True, layer_sum=True,
