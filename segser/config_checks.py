@@ -155,8 +155,8 @@ def _backbone_class(cfg: DictConfig) -> type[Backbone] | None:
 
 
 def _check_embedding_layers(cfg: DictConfig) -> None:
-    """Layer indices within the backbone's layers (YAMNet: 0-13; a speech transformer: its
-    hidden states 0 = input .. n = last layer, or null for all of them); its window."""
+    """Layer indices within the backbone's layers (YAMNet: 0-13; a speech transformer or
+    Whisper: its layer outputs, 0 = the first layer's input, or null for all); its window."""
     value = _value(cfg, "backbone.net.embedding_layers")
     backbone = _backbone_class(cfg)
     if value is _ABSENT or backbone is None:
@@ -174,10 +174,10 @@ def _check_embedding_layers(cfg: DictConfig) -> None:
                 window,
                 f">= {shortest:g} s, the convolutional encoder's receptive field",
             )
-        count = backbone.num_layers(net) + 1  # hidden states: the input, then each layer
+        count = backbone.num_layers(net)  # its layer outputs, 0 = the first layer's input
         allowed = (
             f"null (all of them) or a non-empty list of indices 0-{count - 1} "
-            "(0 = the transformer's input, i = layer i's output)"
+            "(0 = the first layer's input, i = layer i's output)"
         )
         if value is None:
             return

@@ -149,7 +149,7 @@ def test_the_cli_runs_one_backbone_end_to_end(tmp_path: Path) -> None:
          "contradicts backbone=hubert_base"),
         (["backbone=wav2vec2_large", "backbone.net.embedding_layers=[25]"],
          "backbone.net.embedding_layers=[25] is out of range: allowed null (all of them) or a "
-         "non-empty list of indices 0-24 (0 = the transformer's input, i = layer i's output)"),
+         "non-empty list of indices 0-24 (0 = the first layer's input, i = layer i's output)"),
         (["backbone=wavlm_base_plus", "segmentation.window_seconds=0.02"],
          "segmentation.window_seconds=0.02 is out of range: allowed >= 0.025 s, the "
          "convolutional encoder's receptive field"),
@@ -183,10 +183,11 @@ def test_float16_embedding_cache_keeps_the_heads_results(tmp_path: Path) -> None
     backbone = SpeechTransformer("WAVLM_BASE_PLUS", params=tiny_params("WAVLM_BASE_PLUS", 3))
     cache = build_or_open_embeddings(segments, backbone)
     assert cache.embeddings.dtype == np.float16 and isinstance(cache.embeddings, np.memmap)
+    rows = len(segments)
+    lengths = segments.lengths(0, rows)
+    assert (lengths < 16000).any()  # padded tails: the build passes their valid lengths
     with torch.no_grad():
-        # the cache passes each row's valid samples (padded tails pool only theirs)
-        everything = (segments.inputs(0, len(segments)), segments.lengths(0, len(segments)))
-        exact = backbone.eval()(*everything)
+        exact = backbone.eval()(segments.inputs(0, rows), lengths)
     assert (cache.directory / "embeddings.f16").stat().st_size == exact.numel() * 2
     stored = torch.from_numpy(cache.rows().take(np.arange(len(exact))))  # as the head is served
     head = ClassificationHead(exact.shape[1], 200, 4, input_norm=True, layer_sum=True,

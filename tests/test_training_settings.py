@@ -18,7 +18,7 @@ from lightning.pytorch.callbacks import EarlyStopping
 from segser.components import build_callbacks, model_config
 from segser.models.factory import build_classifier
 from segser.training_settings import describe, training_settings
-from tests.hydra_app import composed
+from tests.hydra_app import composed, options
 from tests.ssl_tiny import SSL_BACKBONES, tiny_override
 
 FINE_TUNE = {"lr": 1e-6, "patience": 50, "max_epochs": 1000}  # the paper, Section 4
@@ -161,4 +161,27 @@ def test_a_frozen_ssl_backbone_takes_the_frozen_set(tmp_path: Path) -> None:
     assert describe(training_settings(cfg)) == (
         "training settings 'frozen' (the backbone is frozen, so only a head trained from scratch "
         "learns): lr 0.001, patience 8, max_epochs 40"
+    )
+
+
+@pytest.mark.parametrize("backbone", options("backbone"))
+def test_every_pretrained_transformer_fine_tunes_its_head_faster(backbone: str, tmp_path: Path):
+    """Every shipped SSL and Whisper config: fine-tuned, the head outpaces the backbone."""
+    cfg = composed("train", [f"backbone={backbone}"])
+    if not str(cfg.backbone.net._target_).endswith(("SpeechTransformer", "WhisperBackbone")):
+        pytest.skip("a convolutional backbone: the paper's set")
+    assert built_settings(cfg, tmp_path) == pytest.approx(SSL_FINE_TUNE)
+    assert cfg.optimizer.lr > cfg.backbone.lr == pytest.approx(1e-5)
+    line = describe(training_settings(cfg))
+    assert "(head), backbone lr 1e-05, patience 8, max_epochs 30" in line
+
+
+def test_whisper_fine_tuning_builds_both_rates() -> None:
+    cfg = composed("train", ["backbone=whisper_tiny_en", "backbone.weights=none"])
+    model = build_classifier(model_config(cfg))
+    head, encoder = model.configure_optimizers().param_groups
+    assert (head["lr"], encoder["lr"]) == pytest.approx((5e-4, 1e-5))
+    assert describe(training_settings(cfg)) == (
+        "training settings 'fine_tune' (the backbone is fine-tuned: a fresh head at lr, the "
+        "encoder at backbone.lr): lr 0.0005 (head), backbone lr 1e-05, patience 8, max_epochs 30"
     )

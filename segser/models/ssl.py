@@ -285,7 +285,7 @@ class SpeechTransformer(Backbone):
 
     @classmethod
     def num_layers(cls, net: Mapping[str, Any]) -> int:
-        """Transformer layers the config `net` builds: hidden states 0..num_layers
-        (config_checks' range check)."""
+        """len(layer_outputs) for the config `net`: its transformer layers + 1 (the input),
+        as WhisperBackbone.num_layers counts (config_checks' range check)."""
         params = bundle_params(str(net.get("bundle", "WAVLM_BASE_PLUS")), net.get("params"))
-        return int(params["encoder_num_layers"])
+        return int(params["encoder_num_layers"]) + 1

@@ -83,6 +83,8 @@ def test_full_size_layout_is_torchaudios(bundle: str) -> None:
     # SUPERB's states: the transformer's input and every layer (a base model: 13 x 768)
     assert ours.embedding_layers == tuple(range(params["encoder_num_layers"] + 1))
     assert ours.embedding_dim == (params["encoder_num_layers"] + 1) * params["encoder_embed_dim"]
+    # the config check's count: every layer output, as Whisper's num_layers counts them
+    assert SpeechTransformer.num_layers({"bundle": bundle}) == len(ours.embedding_layers)
 
 
 def test_chosen_layers_are_pooled_in_order() -> None:
