@@ -131,6 +131,9 @@ def evaluate(
             for key in dataset_overrides:  # the user's own values, from the command line
                 OmegaConf.update(stored, key, OmegaConf.select(cfg.dataset, key), merge=False)
             cfg.dataset = stored
+        # The run's own rule: each speaker of the tested corpus standardised with their own
+        # statistics (all their clips), on the frozen backbone's cached embeddings.
+        cfg.data.speaker_norm = trained.speaker_norm is not None
     L.seed_everything(cfg.seed, workers=True)
     clips = read_corpus(cfg.dataset)
     if other_corpus:
@@ -146,7 +149,10 @@ def evaluate(
         return ClipSplit([], [], test, description)
 
     # cfg now holds the checkpoint's classes, segmentation and features (above)
-    datamodule = build_datamodule(cfg, clips, out_dir / "split.json", split=given_split)
+    backbone = trained.model.backbone if trained.speaker_norm is not None else None
+    datamodule = build_datamodule(
+        cfg, clips, out_dir / "split.json", backbone=backbone, split=given_split
+    )
     datamodule.setup()
     if not datamodule.split.test:
         raise SegserError("none of the clips to test could be read (all skipped as bad clips).")

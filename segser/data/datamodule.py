@@ -24,7 +24,12 @@ from segser.data.cache.waveforms import WaveformCache, build_or_open_waveforms
 from segser.data.corpora.clips import Clip
 from segser.data.features import FeatureSettings
 from segser.data.signal.segmentation import SegmentationSettings
-from segser.data.speaker_norm import speaker_statistics, standardize_by_speaker
+from segser.data.speaker_norm import (
+    RowPart,
+    speaker_statistics,
+    standardize_by_speaker,
+    training_statistics,
+)
 from segser.data.splits import ClipSplit, SplitFunction
 from segser.data.waveform.settings import WaveformSettings
 from segser.errors import SegserError
@@ -98,12 +103,15 @@ class SegmentDataModule(L.LightningDataModule):
         device: str = "auto",
         speaker_norm: bool = False,
         augment: AugmentSettings | None = None,
+        speaker_clips: Sequence[Clip] = (),
     ) -> None:
         """`frozen_backbone`: serve its cached embeddings instead of patches (computed once).
         `device`: where batches are served from. cuda keeps each split resident on the GPU;
         auto does so when the trainer runs on a GPU and the split fits, else pinned CPU batches.
         `speaker_norm`: standardize each speaker's embeddings with that speaker's statistics
         (segser.data.speaker_norm; test speakers' unlabelled audio included; frozen only).
+        `speaker_clips`: more audio of the corpus's speakers (emotions outside the classes),
+        used only for their statistics.
         `augment`: add augmented passes of the training clips (segser.data.augment.passes)."""
         super().__init__()
         self.clips = list(clips)
@@ -137,6 +145,8 @@ class SegmentDataModule(L.LightningDataModule):
                 "backbone.freeze=true (and data.cache_embeddings=true)"
             )
         self.speaker_norm = speaker_norm
+        self.speaker_clips = list(speaker_clips)
+        self.training_statistics: tuple[np.ndarray, np.ndarray] | None = None  # checkpointed
         self.augment = augment
         self.cache: PatchCache | WaveformCache | None = None
         self.embeddings: EmbeddingCache | None = None
@@ -189,10 +199,12 @@ class SegmentDataModule(L.LightningDataModule):
         speakers = np.array([c.speaker for c in self.clips])
         stats = None
         if self.speaker_norm:
-            # Standardizing removes float16 storage's per-column center: use the stored rows.
-            stored = self.embeddings.embeddings
-            stats = speaker_statistics(stored, speakers[self.cache.row_clip])
-            inputs = standardize_by_speaker(stored, speakers[self.cache.row_clip], stats)
+            labelled = (self.embeddings.embeddings, speakers[self.cache.row_clip])
+            labelled += (self.embeddings.center,)
+            stats = speaker_statistics([labelled, *self._unlabelled_rows()])
+            inputs = standardize_by_speaker(*labelled[:2], stats, labelled[2])
+            trained = sorted({self.clips[i].speaker for i in self.split.train})
+            self.training_statistics = training_statistics(stats, trained) if trained else None
         for name in ("train", "val", "test"):
             rows = self.cache.rows_for_clips(getattr(self.split, name))
             self.datasets[name] = SegmentDataset(self.cache, rows, self.clip_labels, inputs)
@@ -203,6 +215,17 @@ class SegmentDataModule(L.LightningDataModule):
             "segments train/val/test: %s",
             "/".join(str(len(self.datasets[n])) for n in ("train", "val", "test")),
         )
+
+    def _unlabelled_rows(self) -> list[RowPart]:
+        """The speaker clips' embeddings (cached like the labelled ones), for statistics only."""
+        if not self.speaker_clips:
+            return []
+        cache = build_or_open_segments(
+            self.speaker_clips, self.cache_dir, self.segmentation, self.features, self.on_bad_clip
+        )
+        embeddings = build_or_open_embeddings(cache, self.frozen_backbone)
+        speakers = np.array([c.speaker for c in self.speaker_clips])[cache.row_clip]
+        return [(embeddings.embeddings, speakers, embeddings.center)]
 
     def _with_augmented_rows(
         self, inputs: np.ndarray | MappedRows | None, speakers: np.ndarray, stats: dict | None

@@ -30,8 +30,15 @@ from segser.data.signal.stream import find_audio, stream_segments
 from segser.data.waveform.settings import WaveformSettings
 from segser.entry import output_root
 from segser.errors import SegserError
-from segser.metrics.clip_accuracy import clip_votes, decision_name, segment_predictions
+from segser.metrics.clip_accuracy import decision_name, segment_predictions
 from segser.models.checkpoint import load_trained
+from segser.predict.clip_outputs import clip_decisions, output_stems
+from segser.predict.speakers import (
+    MIN_SPEAKER_SECONDS,
+    FileStatistics,
+    file_statistics,
+    speaker_groups,
+)
 from segser.predict.timeline import Timeline
 
 TIMELINE_BINS = 2000  # an hour at 0.5 s hop pools ~4 segments per bar
@@ -42,28 +49,6 @@ class WaveformInput(torch.nn.Module):
 
     def forward(self, segments: torch.Tensor) -> torch.Tensor:
         return segments.unsqueeze(1)
-
-
-def clip_decisions(logits: torch.Tensor, classes: Sequence[str]) -> dict[str, Any]:
-    """A whole file as one clip of the clip table: each rule's decision and what it came from."""
-    clip = clip_votes(logits.double(), torch.zeros(len(logits), dtype=torch.long), len(classes))
-
-    def named(values: torch.Tensor) -> dict[str, float]:
-        return {c: float(v) for c, v in zip(classes, values, strict=True)}
-
-    return {
-        "segments": int(clip.segments[0]),
-        "mean_logits": {
-            "prediction": decision_name(classes, int(clip.mean_logits_prediction[0])),
-            "mean_logits": named(clip.mean_logits[0]),
-            "probabilities": named(clip.mean_logits[0].softmax(dim=0)),
-        },
-        "majority": {
-            "prediction": decision_name(classes, int(clip.majority_prediction[0])),
-            "votes": {c: int(v) for c, v in zip(classes, clip.votes[0], strict=True)},
-        },
-        "mean_probabilities": named(clip.segment_logits.softmax(dim=1).mean(dim=0)),
-    }
 
 
 class Predictor:
@@ -85,13 +70,28 @@ class Predictor:
         self.sample_rate = trained.features.sample_rate_hz
         self.hop_samples = round(self.hop_seconds * self.sample_rate)  # as segmentation rounds
         self.device, self.batch_size = device, batch_size
+        self.speaker_norm = trained.speaker_norm  # None unless trained with data.speaker_norm
         self.columns = ["segment", "start_s", "end_s", "prediction"]
         self.columns += [f"p_{c}" for c in self.classes]
 
     @torch.inference_mode()
-    def logits(self, segments: torch.Tensor) -> torch.Tensor:
-        """Segment logits [B, C] (float32, CPU) from segments [B, samples] at the model's rate."""
-        return self.model(self.features(segments.to(self.device))).float().cpu()
+    def embeddings(self, segments: torch.Tensor) -> torch.Tensor:
+        """The backbone's embeddings [B, D] of segments [B, samples]."""
+        return self.model.backbone(self.features(segments.to(self.device))).float()
+
+    @torch.inference_mode()
+    def logits(
+        self, segments: torch.Tensor, statistics: FileStatistics | None = None
+    ) -> torch.Tensor:
+        """Segment logits [B, C] (float32, CPU) from segments [B, samples] at the model's rate;
+        a speaker_norm model standardises the embeddings with `statistics` (else training's)."""
+        if self.speaker_norm is None:
+            return self.model(self.features(segments.to(self.device))).float().cpu()
+        own = statistics is not None and statistics.mean is not None
+        mean = statistics.mean if own else self.speaker_norm.mean
+        std = statistics.std if own else self.speaker_norm.std
+        standardized = (self.embeddings(segments) - mean.to(self.device)) / std.to(self.device)
+        return self.model.head(standardized).float().cpu()
 
     def segment_row(
         self, index: int, probabilities: list[float], prediction: str
@@ -105,7 +105,13 @@ class Predictor:
         }
 
     def predict_file(
-        self, info: AudioInfo, out_dir: Path, stem: str, block_seconds: float, progress: Progress
+        self,
+        info: AudioInfo,
+        out_dir: Path,
+        stem: str,
+        block_seconds: float,
+        progress: Progress,
+        statistics: FileStatistics | None = None,
     ) -> dict[str, Any]:
         """Write the file's segments CSV (row by row), JSON summary and timeline; return its
         summary.csv row. Memory holds the segments' logits (C floats each), never the audio."""
@@ -129,6 +135,8 @@ class Predictor:
             "hop_seconds": self.hop_seconds,
             "classes": self.classes,
         }
+        if self.speaker_norm is not None:  # which statistics standardised this file
+            header["speaker_norm"] = (statistics or FileStatistics(None, None, None, 0)).note()
         paths = [out_dir / f"{stem}.segments.csv", out_dir / f"{stem}.json"]
         partial = [path.with_name(path.name + ".partial") for path in paths]
         try:  # rows go to disk as they come; the final names appear only for a complete file
@@ -139,7 +147,7 @@ class Predictor:
                 for batch in stream_segments(
                     info, *cutting, self.batch_size, block_seconds, self.tail
                 ):
-                    logits.append(self.logits(batch.segments))
+                    logits.append(self.logits(batch.segments, statistics))
                     probabilities = logits[-1].softmax(dim=1)
                     # the clip table's rule: ties go to the lowest class, NaN/Inf reads "none"
                     predictions = segment_predictions(logits[-1]).tolist()
@@ -171,20 +179,6 @@ class Predictor:
         }
 
 
-def output_stems(files: Sequence[Path]) -> list[str]:
-    """Output names from file stems; a stem already taken gets -2, -3, ... (never overwrites)."""
-    taken: set[str] = set()
-    stems = []
-    for path in files:
-        stem, n = path.stem, 1
-        while stem.lower() in taken:  # lower: a case-insensitive disk would still collide
-            n += 1
-            stem = f"{path.stem}-{n}"
-        taken.add(stem.lower())
-        stems.append(stem)
-    return stems
-
-
 def pick_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -201,13 +195,24 @@ def predict(
     device: str = "auto",
     recursive: bool = False,
     block_seconds: float = 30.0,
+    one_speaker: bool = False,
+    speakers: Path | None = None,
+    min_speaker_seconds: float = MIN_SPEAKER_SECONDS,
 ) -> tuple[list[dict[str, Any]], list[SegserError]]:
-    """Predict every input file; a bad one is reported and skipped. Returns summary rows, errors."""
+    """Predict every input file; a bad one is reported and skipped. Returns summary rows, errors.
+    `one_speaker` / `speakers` (CSV path,speaker): whose voice each file is (predict/speakers)."""
     predictor = Predictor(checkpoint, pick_device(device), batch_size)
     found = find_audio(inputs, recursive)
     files = [entry for entry in found if isinstance(entry, Path)]
     stems = dict(zip(files, output_stems(files), strict=True))
     console = Console(stderr=True, soft_wrap=True, markup=False, highlight=False)
+    groups = speaker_groups(files, one_speaker, speakers)
+    plan: dict[Path, FileStatistics] = {}
+    if predictor.speaker_norm is not None:
+        reading = (batch_size, block_seconds, min_speaker_seconds)
+        plan = file_statistics(files, groups, predictor, *reading, console.print)
+    elif one_speaker or speakers is not None:
+        console.print("note: the model was trained without data.speaker_norm: speakers unused")
     done = TextColumn("{task.completed:.0f}/{task.total:.0f} s, {task.fields[segments]} segments")
     columns = (TextColumn("{task.description}"), BarColumn(), done, TimeRemainingColumn())
     progress = Progress(*columns, console=console)
@@ -223,7 +228,9 @@ def predict(
                 if isinstance(entry, SegserError):  # an input find_audio could not use
                     raise entry
                 info = audio_info(entry)
-                row = predictor.predict_file(info, out_dir, stems[entry], block_seconds, progress)
+                row = predictor.predict_file(
+                    info, out_dir, stems[entry], block_seconds, progress, plan.get(entry)
+                )
             except SegserError as error:
                 errors.append(error)
                 console.print(f"error: {error}")
@@ -262,13 +269,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--device", choices=["cpu", "cuda", "auto"], default="auto")
     parser.add_argument("--recursive", action="store_true", help="search folders' subfolders")
     parser.add_argument("--block-seconds", type=float, default=30.0, help="audio read at once")
+    parser.add_argument(
+        "--one-speaker",
+        action="store_true",
+        help="every input is one speaker's (data.speaker_norm models: their statistics)",
+    )
+    parser.add_argument("--speakers", type=Path, help="CSV path,speaker: whose voice each file is")
+    parser.add_argument(
+        "--min-speaker-seconds",
+        type=float,
+        default=MIN_SPEAKER_SECONDS,
+        help="a speaker's audio needed for their own statistics (else training's)",
+    )
     args = parser.parse_args(argv)
     try:
         out_dir = args.out or new_output_dir(output_root() / "predict")
         if args.batch_size < 1 or not args.block_seconds > 0:
             raise SegserError("--batch-size and --block-seconds must be positive.")
         options = (args.batch_size, args.device, args.recursive, args.block_seconds)
-        rows, errors = predict(args.checkpoint, args.inputs, out_dir, *options)
+        speaker_options = (args.one_speaker, args.speakers, args.min_speaker_seconds)
+        rows, errors = predict(args.checkpoint, args.inputs, out_dir, *options, *speaker_options)
     except SegserError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
