@@ -72,6 +72,7 @@ def read_rows(path: Path) -> list[dict]:
         return list(csv.DictReader(handle))
 
 
+@pytest.mark.slow
 def test_another_corpus_is_normalised_per_speaker_as_predict_does(run, tmp_path: Path) -> None:
     """evaluate on another corpus (cached embeddings, per-speaker statistics of all its clips)
     and predict with each file's speaker named (streamed statistics): the same probabilities."""
@@ -79,7 +80,7 @@ def test_another_corpus_is_normalised_per_speaker_as_predict_does(run, tmp_path:
         pytest.skip(f"{SHARED_EMODB} is not available")
     root = tmp_path / "emodb"
     root.mkdir()
-    for source in sorted(SHARED_EMODB.glob("1[02]*.wav")):  # two speakers, every emotion
+    for source in sorted(SHARED_EMODB.glob("1[02]a0[1-5]*.wav")):  # 2 speakers, 7 emotions
         shutil.copy(source, root / source.name)
     checkpoint = run["best_checkpoint"]
     cfg = evaluate_config(checkpoint, "dataset=emodb", f"dataset.root={root}")
