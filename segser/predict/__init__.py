@@ -137,6 +137,7 @@ class Predictor:
         }
         if self.speaker_norm is not None:  # which statistics standardised this file
             header["speaker_norm"] = (statistics or FileStatistics(None, None, None, 0)).note()
+        given = () if statistics is None else (statistics,)  # a file's speaker statistics
         paths = [out_dir / f"{stem}.segments.csv", out_dir / f"{stem}.json"]
         partial = [path.with_name(path.name + ".partial") for path in paths]
         try:  # rows go to disk as they come; the final names appear only for a complete file
@@ -147,7 +148,7 @@ class Predictor:
                 for batch in stream_segments(
                     info, *cutting, self.batch_size, block_seconds, self.tail
                 ):
-                    logits.append(self.logits(batch.segments, statistics))
+                    logits.append(self.logits(batch.segments, *given))
                     probabilities = logits[-1].softmax(dim=1)
                     # the clip table's rule: ties go to the lowest class, NaN/Inf reads "none"
                     predictions = segment_predictions(logits[-1]).tolist()
