@@ -84,7 +84,10 @@ class SegmentEmotionClassifier(L.LightningModule):
         labels = self.trainer.datamodule.datasets["train"].labels
         counts = torch.bincount(labels, minlength=len(self.classes)).double()
         weights = counts.sum() / (len(self.classes) * counts.clamp_min(1))
-        self.loss = nn.CrossEntropyLoss(weight=weights.float().to(self.device))
+        loss = nn.CrossEntropyLoss()
+        # Not persistent: refitted by every fit, and a checkpoint must load into a fresh model.
+        loss.register_buffer("weight", weights.float().to(self.device), persistent=False)
+        self.loss = loss
 
     def on_fit_start(self) -> None:
         """Fit the head's input standardizer on the training embeddings, once per run.
