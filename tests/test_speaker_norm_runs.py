@@ -17,6 +17,7 @@ from segser.data.signal.segmentation import segment_waveform
 from segser.evaluate import evaluate
 from segser.models.checkpoint import SPEAKER_NORM_KEY, load_trained
 from segser.predict import Predictor, predict
+from segser.predict.speakers import MIN_SPEAKER_SECONDS
 from segser.train import train
 from tests.conftest import SHARED_EMODB
 from tests.hydra_app import composed
@@ -115,13 +116,15 @@ def test_another_corpus_is_normalised_per_speaker_as_predict_does(run, tmp_path:
 
 @pytest.fixture(scope="module")
 def long_recording(run, tmp_path_factory) -> Path:
-    """One test speaker's clips end to end in one file (about 20 s)."""
+    """One test speaker's clips end to end in one file, repeated to at least 30 s (over the
+    default minimum for a speaker's own statistics)."""
     split = json.loads((Path(run["best_checkpoint"]).parents[1] / "split.json").read_text())
     root = Path(run["config"]["dataset"]["root"])
     paths = {p.stem: p for p in root.rglob("*.wav")}
     speaker = sorted(split["test"])[0][:5] + sorted(split["test"])[0].split("_")[-1][0]
     mine = [s for s in sorted(split["test"]) if s[:5] + s.split("_")[-1][0] == speaker]
     audio = np.concatenate([sf.read(paths[s], dtype="float32")[0] for s in mine])
+    audio = np.tile(audio, int(np.ceil(30 * 16000 / len(audio))))
     path = tmp_path_factory.mktemp("long") / "one_speaker.wav"
     sf.write(path, audio, 16000, subtype="FLOAT")
     return path
@@ -157,7 +160,7 @@ def test_streamed_predict_normalises_a_long_recording_from_itself(
     torch.testing.assert_close(predicted(tmp_path, "one_speaker", classes), expected,
                                atol=1e-5, rtol=0)  # fmt: skip
     note = json.loads((tmp_path / "one_speaker.json").read_text())["speaker_norm"]
-    assert note["statistics"] == "speaker" and note["speaker_seconds"] > 10
+    assert note["statistics"] == "speaker" and note["speaker_seconds"] >= MIN_SPEAKER_SECONDS
 
 
 @pytest.mark.parametrize(
