@@ -106,8 +106,11 @@ def file_statistics(
         moments = RunningMoments(predictor.speaker_norm.mean)
         if seconds >= min_speaker_seconds:
             for info in infos:
-                for batch in stream_segments(info, *cutting):
-                    moments.add(predictor.embeddings(batch.segments))
+                try:
+                    for batch in stream_segments(info, *cutting):
+                        moments.add(predictor.embeddings(batch.segments))
+                except SegserError:
+                    continue  # an unreadable file: reported when it is predicted
         if seconds >= min_speaker_seconds and moments.count:
             mean, std = (t.float() for t in moments.statistics())
             plan |= {f: FileStatistics(mean, std, speaker, seconds) for f in own}
