@@ -16,7 +16,7 @@ from segser.data.corpora.named_files import read_named_files
 from segser.data.signal.segmentation import segment_waveform
 from segser.evaluate import evaluate
 from segser.models.checkpoint import SPEAKER_NORM_KEY, load_trained
-from segser.predict import Predictor, predict
+from segser.predict import Predictor, main, predict
 from segser.predict.speakers import MIN_SPEAKER_SECONDS
 from segser.train import train
 from tests.conftest import SHARED_EMODB
@@ -180,3 +180,11 @@ def test_without_enough_of_a_speaker_the_training_statistics_stand_in_with_one_w
     warnings = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
     assert len(warnings) == 1 and "training statistics" in warnings[0]
     assert ("under 1000 s" in warnings[0]) == bool(options)
+
+
+def test_the_command_line_names_the_speaker(run, long_recording: Path, tmp_path: Path) -> None:
+    argv = [run["best_checkpoint"], str(long_recording), "--out", str(tmp_path)]
+    assert main([*argv, "--device", "cpu", "--one-speaker"]) == 0
+    note = json.loads((tmp_path / "one_speaker.json").read_text())["speaker_norm"]
+    assert note["statistics"] == "speaker" and note["speaker_seconds"] >= MIN_SPEAKER_SECONDS
+    assert main([*argv, "--one-speaker", "--speakers", str(tmp_path / "x.csv")]) == 2
