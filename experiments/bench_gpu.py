@@ -41,6 +41,7 @@ from bench_loops import (
     sync,
     trained_model,
 )
+from bench_units import per_second
 from torch import nn
 from torch.utils.data import DataLoader
 
@@ -116,7 +117,7 @@ def figures(
 def speed_row(title: str, rate: float, steps: int, peak: float | None, name: str) -> list[str]:
     tflops = rate * TRAIN_FLOP_PER_SEGMENT / 1e12
     share = f"{tflops / peak:.1%} of {peak:g} bf16 peak" if peak else "bf16 peak unknown"
-    return [title, f"{steps} steps", "-", f"{rate:,.0f} segments/s", f"{tflops:.1f} TFLOP/s",
+    return [title, f"{steps} steps", "-", per_second(rate, "segments"), f"{tflops:.1f} TFLOP/s",
             f"{share}; {name}"]  # fmt: skip
 
 
@@ -305,8 +306,10 @@ def gpu_rows(
                 emit(loader_row(loader, batch, batch / bare, smoke, device))
             if "lightning" in rows:
                 lightning = lightning_loop(batches, device, warmup)
-                emit([lightning_vs_bare, f"{steps[batch]} steps", f"{bare:,.0f} segments/s (bare)",
-                      f"{lightning:,.0f} segments/s (Lightning)", f"{lightning / bare:.2f}x",
+                emit([lightning_vs_bare, f"{steps[batch]} steps",
+                      per_second(bare, "segments") + " (bare)",
+                      per_second(lightning, "segments") + " (Lightning)",
+                      f"{lightning / bare:.2f}x",
                       "same device-resident batches, one process, bf16-mixed + channels-last; "
                       "both synchronised only at the ends"])  # fmt: skip
     if "sweep" in rows:

@@ -52,6 +52,7 @@ CORPORA = (
     Corpus("RAVDESS-dev (actors 01-12)", "ravdess", SHARED / "ravdess-dev", 3),
 )
 RECIPE = "recipe (experiment=real_speech; development estimate)"
+WHISPER = ("backbone=whisper_tiny_en", "augment.masks=null")
 # One lever switched off per row (conf/experiment/real_speech.yaml turns each on).
 ROWS: dict[str, tuple[str, ...]] = {
     RECIPE: (),
@@ -60,6 +61,11 @@ ROWS: dict[str, tuple[str, ...]] = {
     "- class weights": ("loss.class_weights=false",),
     # the search preferred hop 0.5 s on RAVDESS and 0.25 s on EmoDB; the recipe keeps 0.5 s
     "hop 0.25 s instead of 0.5 s": ("segmentation=quarter",),
+    # The same recipe on Whisper tiny.en's encoder (packaged, frozen; SpecAugment masks need
+    # log-mel patches, so the waveform perturbations alone), each segment's own frames ...
+    "Whisper tiny.en (segment)": WHISPER,
+    # ... or each clip encoded once, every segment pooling its window of the clip's frames
+    "Whisper tiny.en (clip context)": (*WHISPER, "backbone.net.context=clip"),
 }
 # --fine-tune adds this row (about 8 min a fold on 2 cores: beyond the bench's 30 minutes).
 FINE_TUNE_ROWS: dict[str, tuple[str, ...]] = {

@@ -16,6 +16,7 @@ import argparse
 import time
 
 import torch
+from bench_units import per_second
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
@@ -97,9 +98,9 @@ def ssl_rows(
         parameters = sum(p.numel() for p in backbone.parameters()) / 1e6
         note = f"random weights; {parameters:.0f}M parameters, 1 s segments"
         rows.append([f"{name} embedding pass (frozen, every layer)", where, "-",
-                     f"{frozen:.3g} segments/s", "-", note])  # fmt: skip
+                     per_second(frozen, "segments"), "-", note])  # fmt: skip
         rows.append([f"{name} fine-tuning step (conv encoder frozen)", where, "-",
-                     f"{tuned:.3g} segments/s", "-", note])  # fmt: skip
+                     per_second(tuned, "segments"), "-", note])  # fmt: skip
         del backbone, head, optimizer
         if device.type == "cuda":
             torch.cuda.empty_cache()

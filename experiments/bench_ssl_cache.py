@@ -1,11 +1,12 @@
 """Benchmark: the frozen SSL cache of an IEMOCAP-sized corpus, on disk and as served.
 
-91,000 overlapping 1 s segments (IEMOCAP's 5531 utterances at hop 0.5 s) with every layer of a
-base model pooled: 13 x 768 numbers per segment (SUPERB's 13 hidden states; segser's default,
-the 12 transformer layers, is smaller still). The entry is written by segser's own embedding
-cache build (float16, centred, resumable) from a stand-in backbone that returns seeded random
-embeddings shaped like a transformer's (a large per-dimension offset, a small per-segment
-spread), so the figure needs no weights and no hour of CPU. Printed: the entry's size on disk
+91,000 overlapping 1 s segments (IEMOCAP's 5531 utterances at hop 0.5 s) with every hidden
+state of a base model pooled: 13 x 768 numbers per segment (segser's default, SUPERB's 13
+states: the transformer's input and its 12 layers; LAYERS reads them from the code). The entry
+is written by segser's own embedding cache build (float16, centred, resumable) from a stand-in
+backbone that returns seeded random embeddings shaped like a transformer's (a large
+per-dimension offset, a small per-segment spread), so the figure needs no weights and no hour
+of CPU. Printed: the entry's size on disk
 against the 2 GB target; the process's own (anonymous) memory while an epoch of shuffled head
 batches is served from the memory map, against the entry's size; and the largest change of a
 fitted head's logits between the float16 rows as served and the exact float32 embeddings.
@@ -28,8 +29,12 @@ from torch import nn
 from segser.data.batches import SegmentBatchSampler, SegmentRows
 from segser.data.cache.embeddings import build_or_open_embeddings
 from segser.models.heads import ClassificationHead
+from segser.models.ssl import bundle_params, checked_layers
 
-LAYERS, WIDTH = 13, 768
+# what SpeechTransformer stores for a base model by default (embedding_layers=null)
+_BASE = bundle_params("WAVLM_BASE_PLUS")
+LAYERS = len(checked_layers(None, _BASE["encoder_num_layers"]))
+WIDTH = _BASE["encoder_embed_dim"]
 TARGET_BYTES = 2e9
 
 

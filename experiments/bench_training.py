@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from bench_loops import FLOAT32, bare_loop, lightning_loop, patch_file, segment_rows
+from bench_units import rate
 from torch.utils.data import DataLoader, Dataset
 
 ROWS = 8192
@@ -75,8 +76,8 @@ def training_rows(batch_size: int, steps: int, repeats: int) -> list[list[str]]:
         [
             f"CPU training, VGGish fine-tuning, batch {batch_size} (segments/s)",
             f"{steps} steps",
-            f"{bare:.1f} (bare loop)",
-            f"{lightning:.1f} (Lightning)",
+            f"{rate(bare)} (bare loop)",
+            f"{rate(lightning)} (Lightning)",
             f"{lightning / bare:.2f}x",
             "same batches, one process each; first step untimed",
         ],

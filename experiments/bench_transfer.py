@@ -23,6 +23,7 @@ from pathlib import Path
 
 import lightning as L
 import torch
+from bench_units import rate
 from lightning.pytorch import Callback
 
 from segser.components import build_datamodule, model_config, read_corpus
@@ -164,7 +165,7 @@ def main() -> None:
         speeds = {name: fine_tuning_speed(name, args.steps) for name in ("yamnet", "vggish")}
         print(
             "(c) fine-tuning, training segments/s: "
-            + ", ".join(f"{name} {speed:.1f}" for name, speed in speeds.items())
+            + ", ".join(f"{name} {rate(speed)}" for name, speed in speeds.items())
             + f" (YAMNet {speeds['yamnet'] / speeds['vggish']:.1f}x VGGish)"
         )
 

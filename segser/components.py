@@ -13,6 +13,7 @@ from hydra.utils import get_object, instantiate
 from lightning.pytorch import Callback
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import Logger
+from lightning.pytorch.strategies import DDPStrategy
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
@@ -83,10 +84,13 @@ def build_datamodule(
     datamodule serves its embeddings, computed once and cached, instead of patches.
     `split`: the clips to use, instead of cfg.split's (evaluate's run's own test clips)."""
     speaker_norm = bool(cfg.data.get("speaker_norm", False))
-    frozen = (
-        backbone is not None
-        and cfg.backbone.get("freeze", False)
-        and cfg.data.get("cache_embeddings", True)
+    clip_context = getattr(backbone, "context", "segment") == "clip"  # embedded clip by clip
+    frozen = backbone is not None and (
+        clip_context
+        or (
+            OmegaConf.select(cfg, "backbone.freeze", default=False)
+            and cfg.data.get("cache_embeddings", True)
+        )
     )
     return SegmentDataModule(
         clips=clips,
@@ -105,6 +109,18 @@ def build_datamodule(
         augment=augment_settings(_plain(cfg.get("augment"))),
         speaker_clips=unlabelled_clips(cfg.dataset, clips) if speaker_norm and frozen else [],
     )
+
+
+def ddp_strategy(cfg: DictConfig, model: Any) -> dict[str, Any]:
+    """Trainer override for `trainer.strategy=ddp`: DDP looks for parameters without gradients
+    exactly when a step can leave a trainable one without (a fine-tuned backbone's layer drop),
+    or it stops one step after a drop; the search walks the graph every step, so only then."""
+    if cfg.trainer.get("strategy") != "ddp":
+        return {}
+    skips = not model.freeze_backbone and model.backbone.can_skip_parameters()
+    if skips:
+        log.info("DDP looks for unused parameters: the fine-tuned backbone drops layers")
+    return {"strategy": DDPStrategy(find_unused_parameters=skips)}
 
 
 def _plain(node: Any) -> Any:

@@ -16,13 +16,13 @@ from typing import Any
 from hydra.utils import get_class
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from segser.data.features import feature_settings
+from segser.data.features import feature_path, feature_settings
 from segser.data.signal.segmentation import TAILS
 from segser.data.splits import check_ratios
-from segser.data.waveform.settings import WaveformSettings
 from segser.errors import SegserError
 from segser.models.backbone import Backbone, check_features
 from segser.models.ssl import SpeechTransformer
+from segser.models.whisper import WhisperBackbone
 from segser.models.yamnet import FINAL_LAYER
 
 _ABSENT = object()
@@ -90,7 +90,7 @@ def _check_features_and_window(cfg: DictConfig) -> None:
         return
     try:
         settings = feature_settings(features)
-        if isinstance(settings, WaveformSettings):  # any window of at least one sample
+        if not feature_path(settings).masks:  # raw samples: any window of at least one sample
             return
         patch_samples = settings.patch_samples
         if patch_samples < 1 or settings.stft_hop_samples < 1 or settings.sample_rate_hz < 1:
@@ -157,13 +157,13 @@ def _backbone_class(cfg: DictConfig) -> type[Backbone] | None:
 
 
 def _check_embedding_layers(cfg: DictConfig) -> None:
-    """Layer indices within the backbone's layers (YAMNet: 0-13; a speech transformer: its
-    transformer layers, or null for all of them); a speech transformer's window."""
+    """Layer indices within the backbone's layers (YAMNet: 0-13; a speech transformer or
+    Whisper: its layer outputs, 0 = the first layer's input, or null for all); its window."""
     value = _value(cfg, "backbone.net.embedding_layers")
     backbone = _backbone_class(cfg)
     if value is _ABSENT or backbone is None:
         return
-    if issubclass(backbone, SpeechTransformer):
+    if issubclass(backbone, SpeechTransformer | WhisperBackbone):
         net = _value(cfg, "backbone.net")
         window, rate = (
             _value(cfg, "segmentation.window_seconds"),
@@ -176,9 +176,10 @@ def _check_embedding_layers(cfg: DictConfig) -> None:
                 window,
                 f">= {shortest:g} s, the convolutional encoder's receptive field",
             )
-        count = backbone.num_layers(net)
+        count = backbone.num_layers(net)  # its layer outputs, 0 = the first layer's input
         allowed = (
-            f"null (every layer) or a non-empty list of transformer layer indices 0-{count - 1}"
+            f"null (all of them) or a non-empty list of indices 0-{count - 1} "
+            "(0 = the first layer's input, i = layer i's output)"
         )
         if value is None:
             return
@@ -208,6 +209,46 @@ def _check_backbone_features(cfg: DictConfig) -> None:
         )
 
 
+def _check_augment_masks(cfg: DictConfig) -> None:
+    """SpecAugment masks need a spectrogram in the cache: refused on raw-sample paths at start,
+    not after the embedding pass."""
+    masks, features = _value(cfg, "augment.masks"), _value(cfg, "features")
+    passes = _value(cfg, "augment.passes")
+    if not masks or not passes or not isinstance(features, dict):
+        return
+    try:
+        path = feature_path(feature_settings(features))
+    except (TypeError, ValueError):
+        return  # named by _check_features_and_window
+    if not path.masks:
+        raise SegserError(
+            f"augment.masks are SpecAugment masks on log-mel patches, but features.kind="
+            f"{path.kind} stores {path.reads}: set augment.masks=null (the waveform "
+            "perturbations still apply) or choose a log-mel backbone"
+        )
+
+
+def _check_clip_context(cfg: DictConfig) -> None:
+    """Clip context (Whisper: encode a clip once, pool each segment's frames) serves the frozen
+    embedding cache, and needs segments that touch or overlap."""
+    context = _value(cfg, "backbone.net.context")
+    if context is _ABSENT or context == "segment":
+        return
+    if context != "clip":
+        raise _out_of_range("backbone.net.context", context, "segment or clip")
+    if _value(cfg, "backbone.freeze") is not True:
+        raise SegserError(
+            "backbone.net.context=clip encodes each clip once for the frozen embedding cache: "
+            "set backbone.freeze=true, or backbone.net.context=segment to fine-tune"
+        )
+    hop, window = (_value(cfg, f"segmentation.{k}_seconds") for k in ("hop", "window"))
+    if _number(hop) and _number(window) and hop > window:
+        raise SegserError(
+            f"backbone.net.context=clip pools frames of touching or overlapping segments, but "
+            f"segmentation.hop_seconds={hop} > window_seconds={window}: use context=segment"
+        )
+
+
 def check_config(cfg: DictConfig) -> None:
     """Raise SegserError (one line naming the key and its allowed range) on the first bad value."""
     for rule in RULES:
@@ -216,6 +257,8 @@ def check_config(cfg: DictConfig) -> None:
             raise _out_of_range(rule.key, value, rule.allowed)
     _check_features_and_window(cfg)
     _check_backbone_features(cfg)
+    _check_augment_masks(cfg)
+    _check_clip_context(cfg)
     _check_embedding_layers(cfg)
     _check_classes_and_label_map(cfg)
     _check_split(cfg)

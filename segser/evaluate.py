@@ -149,7 +149,10 @@ def evaluate(
         return ClipSplit([], [], test, description)
 
     # cfg now holds the checkpoint's classes, segmentation and features (above)
-    backbone = trained.model.backbone if trained.speaker_norm is not None else None
+    # a clip-context backbone is scored as it trained: clips encoded whole, embeddings cached;
+    # a speaker_norm run's embeddings are cached too, to be standardised per speaker
+    clip_context = getattr(trained.model.backbone, "context", "") == "clip"
+    backbone = trained.model.backbone if clip_context or trained.speaker_norm else None
     datamodule = build_datamodule(
         cfg, clips, out_dir / "split.json", backbone=backbone, split=given_split
     )

@@ -2,8 +2,9 @@
 
 Lightning restores weights, optimizer, loops and callbacks; ResumeState adds the random
 generators (a resumed run draws the same shuffles and dropout masks as one never killed) and an
-early stop already decided (a run killed between stopping and testing does not train on), and
-AtomicCheckpointIO makes sure a kill during a save never leaves half a last.ckpt.
+early stop already decided (a run killed between stopping and testing does not train on),
+EpochCheckpoint writes last.ckpt after every epoch, and AtomicCheckpointIO makes sure a kill
+during a save never leaves half a last.ckpt.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
-from lightning.pytorch.callbacks import EarlyStopping
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from segser.errors import SegserError
@@ -59,6 +60,36 @@ class ResumeState(L.Callback):
         random.setstate((version, tuple(python_state), gauss))
         if "cuda" in state and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["cuda"])
+
+
+class EpochCheckpoint(ModelCheckpoint):
+    """Lightning's ModelCheckpoint (best.ckpt by the monitor) whose last.ckpt is the last epoch.
+
+    Lightning 2.6 writes last.ckpt only in a step that also saved a best checkpoint, so after
+    epochs without improvement it still held the best epoch: a run resumed from it redid every
+    epoch since (up to the patience, 50 when fine-tuning) and `ckpt=last.ckpt` was the best one.
+    """
+
+    @property
+    def state_key(self) -> str:
+        """ModelCheckpoint's own key: a run checkpointed before this class resumes with its best."""
+        settings = super().state_key.removeprefix(type(self).__qualname__)
+        return ModelCheckpoint.__qualname__ + settings
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_train_epoch_end(trainer, pl_module)
+        if self._should_save_on_train_epoch_end(trainer):
+            self._save_last_if_missed(trainer)
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_validation_end(trainer, pl_module)
+        if not self._should_save_on_train_epoch_end(trainer):
+            self._save_last_if_missed(trainer)
+
+    def _save_last_if_missed(self, trainer: L.Trainer) -> None:
+        # skipped outside fit, in the sanity check, and when this step already saved one
+        if self.save_last and not self._should_skip_saving_checkpoint(trainer):
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

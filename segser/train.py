@@ -25,6 +25,7 @@ from segser.components import (
     build_callbacks,
     build_datamodule,
     build_loggers,
+    ddp_strategy,
     model_config,
     read_corpus,
 )
@@ -40,6 +41,7 @@ from segser.models.factory import build_classifier
 from segser.models.module import SegmentEmotionClassifier
 from segser.resume import AtomicCheckpointIO, ResumeState, resume_from
 from segser.runs.outputs import metrics_payload, prediction_rows, write_metrics, write_predictions
+from segser.runs.provenance import backbone_record
 from segser.search import cross_validate
 from segser.training_settings import describe, training_settings
 
@@ -104,6 +106,7 @@ def train(cfg: DictConfig, out_dir: Path, group: str | None = None) -> dict[str,
     clips = read_corpus(cfg.dataset)
     config = model_config(cfg)
     model = build_classifier(config)
+    provenance = backbone_record(config["backbone"], model.backbone)  # before any fine-tuning
     model.class_weighted_loss = bool((cfg.get("loss") or {}).get("class_weights", False))
     datamodule = build_datamodule(cfg, clips, out_dir / "split.json", backbone=model.backbone)
     speed = cfg.get("model") or {}
@@ -120,6 +123,7 @@ def train(cfg: DictConfig, out_dir: Path, group: str | None = None) -> dict[str,
         default_root_dir=out_dir,
         plugins=[AtomicCheckpointIO()],
         **sweep_job_devices(cfg.trainer),
+        **ddp_strategy(cfg, model),
     )
     numerics = run_numerics(cfg, trainer.strategy.root_device)
     if numerics is not None:
@@ -141,7 +145,16 @@ def train(cfg: DictConfig, out_dir: Path, group: str | None = None) -> dict[str,
                 status = "success"
                 return {}
             payload = save_test_results(
-                cfg, out_dir, model, datamodule, clips, best, epochs_trained, validated, settings
+                cfg,
+                out_dir,
+                model,
+                datamodule,
+                clips,
+                best,
+                epochs_trained,
+                validated,
+                settings,
+                provenance,
             )
             for logger in loggers:
                 if isinstance(logger, WandbLogger):
@@ -167,9 +180,11 @@ def save_test_results(
     epochs_trained: int,
     validated: dict[str, float] | None = None,
     settings: dict[str, Any] | None = None,
+    backbone: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """predictions.csv, metrics.json and the confusion matrix from the test epoch's outputs;
-    `settings`: the training settings used (training_settings), recorded by a training run.
+    `settings`: the training settings used (training_settings), recorded by a training run;
+    `backbone`: which network and weights (runs.provenance), recorded likewise.
 
     With clip_pooling set, the attention-pooling head is fitted here and its clip decision is
     added as `pooled_UA` / `pooled_WA` (val and test); the paper's five accuracies, UA and WA
@@ -213,6 +228,7 @@ def save_test_results(
         best_checkpoint=best,
         epochs_trained=epochs_trained,
         **({"training": settings} if settings else {}),
+        **({"backbone": backbone} if backbone else {}),
         config=OmegaConf.to_container(cfg, resolve=True),
     )
     if pooled:

@@ -6,7 +6,9 @@ frozen backbone only a head that starts from random weights learns: at lr 1e-6 i
 its 1000 epochs (the demo's val loss still falls at epoch 999), at 1e-3 it converges in tens.
 `conf/train.yaml`'s `training:` block holds both sets; `optimizer.lr`,
 `callbacks.early_stopping.patience` and `trainer.max_epochs` read the one that fits
-`backbone.freeze` through the `segser.training_mode` resolver, so an explicit value wins.
+`backbone.freeze` through the `segser.training_mode` resolver, so an explicit value wins. A
+backbone config may replace the fine_tune set (the SSL backbones: a fresh head at 5e-4 beside
+the transformer at `backbone.lr`); the set's `note` says where it comes from.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 MODES = {
-    "fine_tune": "the backbone is fine-tuned: the paper's settings",
+    "fine_tune": "the backbone is fine-tuned",
     "frozen": "the backbone is frozen, so only a head trained from scratch learns",
 }
 # Each setting and where the run reads it.
@@ -42,13 +44,24 @@ def training_settings(cfg: DictConfig) -> dict[str, Any]:
     preset = cfg.get("training", {}).get(mode, {})
     used = {name: OmegaConf.select(cfg, key) for name, key in SETTING_KEYS.items()}
     explicit = [SETTING_KEYS[name] for name, value in used.items() if preset.get(name) != value]
-    return {"mode": mode, "why": MODES[mode], **used, "set_explicitly": explicit}
+    why = MODES[mode] + (f": {preset.note}" if preset.get("note") else "")
+    # a fine-tuned backbone's own rate (backbone.lr; None: optimizer.lr, the head's)
+    backbone_lr = cfg.backbone.get("lr") if mode == "fine_tune" else None
+    return {
+        "mode": mode,
+        "why": why,
+        **used,
+        "backbone_lr": backbone_lr,
+        "set_explicitly": explicit,
+    }
 
 
 def describe(settings: dict[str, Any]) -> str:
     """One log line: the settings, the preset and why, and any explicit values."""
-    values = ", ".join(f"{name} {settings[name]:g}" for name in SETTING_KEYS)
-    line = f"training settings '{settings['mode']}' ({settings['why']}): {values}"
+    values = [f"{name} {settings[name]:g}" for name in SETTING_KEYS]
+    if settings.get("backbone_lr") is not None:  # two rates: say which is which
+        values[0] = f"lr {settings['lr']:g} (head), backbone lr {settings['backbone_lr']:g}"
+    line = f"training settings '{settings['mode']}' ({settings['why']}): {', '.join(values)}"
     if settings["set_explicitly"]:
         line += f"; set explicitly: {', '.join(settings['set_explicitly'])}"
     return line

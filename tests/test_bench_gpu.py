@@ -16,14 +16,14 @@ from tests.segser_cli import child_pythonpath
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "experiments" / "bench_gpu.py"
 FIGURES = [
-    r"fine-tuning, float32 strict \(IEEE, no autotuning\), batch 1 \| 2 steps \| - \| [\d,]+ segm",
+    r"fine-tuning, float32 strict \(IEEE, no autotuning\), batch 1 \| 2 steps \| - \| [\d,.]+ segm",
     r"fine-tuning, float32 fast path \(TF32 \+ cuDNN autotuning\), batch 2 \|",
-    r"fine-tuning, bf16-mixed \+ channels-last, batch 1 \| 2 steps \| - \| [\d,]+ segments/s",
+    r"fine-tuning, bf16-mixed \+ channels-last, batch 1 \| 2 steps \| - \| [\d,.]+ segments/s",
     r"fine-tuning, bf16-mixed \+ channels-last \+ fused Adam \+ CUDA graph of the step, batch 2 \|",
     r"loader share of a training step, batch 1 .*pinned host [\d.]+% \| resident [\d.]+%",
     r"Lightning vs bare loop, batch 1 .*\| [\d.]+x \|",
-    r"Table 3 sweep on one GPU, 1/2 jobs, batch 1 \| segments/s summed \| [\d,]+ \(1 job\) \| 2 ",
-    r"seeds stacked in one process, 1/2 seeds, batch 1 each \| segments/s summed \| [\d,]+ \(1 ",
+    r"Table 3 sweep on one GPU, 1/2 jobs, batch 1 \| segments/s summed \| [\d,.]+ \(1 job\) \| 2 ",
+    r"seeds stacked in one process, 1/2 seeds, batch 1 each \| segments/s summed \| [\d,.]+ \(1 ",
 ]
 
 

@@ -114,6 +114,12 @@ RANGES = [
         [[0], [13], list(range(14)), [6, 7, 8, 9, 10, 11]],
         [[-1], [14], [], [6, 14], [True], 13],
     ),
+    (  # hidden states: 0 = the transformer's input, 12 = the last layer's output
+        ["backbone=wavlm_base_plus"],
+        "backbone.net.embedding_layers",
+        [[0], [12], list(range(13)), None],
+        [[-1], [13], [], [True]],
+    ),
     ([], "backbone.lr", [None, 1e-9, 1.0], [0, -1e-6]),
     ([], "optimizer.lr", [1e-9, 1e-3], [0, -1e-3, None]),
     ([], "data.batch_size", [1, 32], [0, -1, 1.0]),

@@ -14,6 +14,7 @@ import torch
 from segser.config_checks import check_config
 from segser.data.cache.embeddings import build_or_open_embeddings
 from segser.data.cache.waveforms import build_or_open_waveforms
+from segser.data.feature_path import segment_lengths
 from segser.data.signal.audio import load_audio
 from segser.data.signal.segmentation import SegmentationSettings, segment_waveform
 from segser.data.waveform.settings import WaveformSettings
@@ -69,6 +70,13 @@ def test_train_evaluate_predict_from_the_checkpoint(
     trained = load_trained(checkpoint)
     assert isinstance(trained.model.backbone, SpeechTransformer)
     assert trained.features == WaveformSettings()
+    # a checkpoint of the layer numbering before issue 26 (0 = the first layer) is refused
+    old = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    assert old["state_dict"]._metadata["backbone"]["version"] == 2
+    old["state_dict"]._metadata["backbone"]["version"] = 1
+    torch.save(old, tmp_path / "old.ckpt")
+    with pytest.raises(SegserError, match=r"\(SegserError: backbone: saved with the old SSL layer"):
+        load_trained(tmp_path / "old.ckpt")
 
     cfg = composed("evaluate", [f"ckpt={checkpoint}", f"paths.data_dir={data_dir}"])
     again = evaluate(cfg, tmp_path / "evaluate")
@@ -86,9 +94,12 @@ def test_train_evaluate_predict_from_the_checkpoint(
         probabilities = np.array(
             [[float(r[k]) for k in r if k.startswith("p_")] for r in csv.DictReader(handle)]
         )
-    segments = segment_waveform(load_audio(clip, 16000), 16000, 1.0, 0.5, "pad")
+    audio = load_audio(clip, 16000)
+    segments = segment_waveform(audio, 16000, 1.0, 0.5, "pad")
+    lengths = segment_lengths(len(audio), np.arange(len(segments)) * 8000, 16000)
+    assert lengths[-1] < 16000  # the padded tail: its valid samples reach the backbone
     with torch.no_grad():
-        expected = trained.model(segments.unsqueeze(1)).softmax(1).numpy()
+        expected = trained.model(segments.unsqueeze(1), lengths).softmax(1).numpy()
     np.testing.assert_allclose(probabilities, expected, atol=2e-6)
 
 
@@ -136,9 +147,9 @@ def test_the_cli_runs_one_backbone_end_to_end(tmp_path: Path) -> None:
          "backbone=yamnet, which reads log-mel patches"),
         (["backbone=hubert_base", "features.sample_rate_hz=8000"], "features.sample_rate_hz=8000 "
          "contradicts backbone=hubert_base"),
-        (["backbone=wav2vec2_large", "backbone.net.embedding_layers=[24]"],
-         "backbone.net.embedding_layers=[24] is out of range: allowed null (every layer) or a "
-         "non-empty list of transformer layer indices 0-23"),
+        (["backbone=wav2vec2_large", "backbone.net.embedding_layers=[25]"],
+         "backbone.net.embedding_layers=[25] is out of range: allowed null (all of them) or a "
+         "non-empty list of indices 0-24 (0 = the first layer's input, i = layer i's output)"),
         (["backbone=wavlm_base_plus", "segmentation.window_seconds=0.02"],
          "segmentation.window_seconds=0.02 is out of range: allowed >= 0.025 s, the "
          "convolutional encoder's receptive field"),
@@ -172,8 +183,11 @@ def test_float16_embedding_cache_keeps_the_heads_results(tmp_path: Path) -> None
     backbone = SpeechTransformer("WAVLM_BASE_PLUS", params=tiny_params("WAVLM_BASE_PLUS", 3))
     cache = build_or_open_embeddings(segments, backbone)
     assert cache.embeddings.dtype == np.float16 and isinstance(cache.embeddings, np.memmap)
+    rows = len(segments)
+    lengths = segments.lengths(0, rows)
+    assert (lengths < 16000).any()  # padded tails: the build passes their valid lengths
     with torch.no_grad():
-        exact = backbone.eval()(segments.inputs(0, len(segments)))
+        exact = backbone.eval()(segments.inputs(0, rows), lengths)
     assert (cache.directory / "embeddings.f16").stat().st_size == exact.numel() * 2
     stored = torch.from_numpy(cache.rows().take(np.arange(len(exact))))  # as the head is served
     head = ClassificationHead(exact.shape[1], 200, 4, input_norm=True, layer_sum=True,

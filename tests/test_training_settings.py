@@ -15,9 +15,11 @@ import torch
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import EarlyStopping
 
-from segser.components import build_callbacks
+from segser.components import build_callbacks, model_config
+from segser.models.factory import build_classifier
 from segser.training_settings import describe, training_settings
-from tests.hydra_app import composed
+from tests.hydra_app import composed, options
+from tests.ssl_tiny import SSL_BACKBONES, tiny_override
 
 FINE_TUNE = {"lr": 1e-6, "patience": 50, "max_epochs": 1000}  # the paper, Section 4
 FROZEN = {"lr": 1e-3, "patience": 8, "max_epochs": 40}
@@ -126,3 +128,60 @@ def test_a_run_logs_and_records_the_settings_it_used(tmp_path: Path, caplog) -> 
     assert (recorded["lr"], recorded["patience"], recorded["max_epochs"]) == (1e-3, 2, 40)
     assert recorded["set_explicitly"] == ["callbacks.early_stopping.patience"]
     assert payload["epochs_trained"] <= 40
+
+
+SSL_FINE_TUNE = {"lr": 5e-4, "patience": 8, "max_epochs": 30}  # conf/backbone/<ssl>.yaml
+
+
+@pytest.mark.parametrize("backbone", list(SSL_BACKBONES))
+def test_ssl_fine_tuning_trains_the_head_faster_than_the_transformer(
+    backbone: str, tmp_path: Path
+) -> None:
+    """Without backbone.freeze a fresh head learns beside a pre-trained transformer: the head
+    at 5e-4, the transformer at backbone.lr 1e-5 (not the paper's 1e-6 for the head)."""
+    tiny = tiny_override(SSL_BACKBONES[backbone])
+    cfg = composed("train", [f"backbone={backbone}", "backbone.weights=none", tiny])
+    assert built_settings(cfg, tmp_path) == pytest.approx(SSL_FINE_TUNE)
+    settings = training_settings(cfg)
+    assert settings["mode"] == "fine_tune" and settings["set_explicitly"] == []
+    model = build_classifier(model_config(cfg))
+    head, transformer = model.configure_optimizers().param_groups
+    assert {id(p) for p in head["params"]} == {id(p) for p in model.head.parameters()}
+    assert (head["lr"], transformer["lr"]) == pytest.approx((5e-4, 1e-5))
+    assert describe(settings) == (
+        "training settings 'fine_tune' (the backbone is fine-tuned: a fresh head at lr, the "
+        "transformer at backbone.lr): lr 0.0005 (head), backbone lr 1e-05, patience 8, "
+        "max_epochs 30"
+    )
+
+
+def test_a_frozen_ssl_backbone_takes_the_frozen_set(tmp_path: Path) -> None:
+    cfg = composed("train", ["backbone=wavlm_base_plus", "backbone.freeze=true"])
+    assert built_settings(cfg, tmp_path) == pytest.approx(FROZEN)
+    assert describe(training_settings(cfg)) == (
+        "training settings 'frozen' (the backbone is frozen, so only a head trained from scratch "
+        "learns): lr 0.001, patience 8, max_epochs 40"
+    )
+
+
+@pytest.mark.parametrize("backbone", options("backbone"))
+def test_every_pretrained_transformer_fine_tunes_its_head_faster(backbone: str, tmp_path: Path):
+    """Every shipped SSL and Whisper config: fine-tuned, the head outpaces the backbone."""
+    cfg = composed("train", [f"backbone={backbone}"])
+    if not str(cfg.backbone.net._target_).endswith(("SpeechTransformer", "WhisperBackbone")):
+        pytest.skip("a convolutional backbone: the paper's set")
+    assert built_settings(cfg, tmp_path) == pytest.approx(SSL_FINE_TUNE)
+    assert cfg.optimizer.lr > cfg.backbone.lr == pytest.approx(1e-5)
+    line = describe(training_settings(cfg))
+    assert "(head), backbone lr 1e-05, patience 8, max_epochs 30" in line
+
+
+def test_whisper_fine_tuning_builds_both_rates() -> None:
+    cfg = composed("train", ["backbone=whisper_tiny_en", "backbone.weights=none"])
+    model = build_classifier(model_config(cfg))
+    head, encoder = model.configure_optimizers().param_groups
+    assert (head["lr"], encoder["lr"]) == pytest.approx((5e-4, 1e-5))
+    assert describe(training_settings(cfg)) == (
+        "training settings 'fine_tune' (the backbone is fine-tuned: a fresh head at lr, the "
+        "encoder at backbone.lr): lr 0.0005 (head), backbone lr 1e-05, patience 8, max_epochs 30"
+    )

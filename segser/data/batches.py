@@ -50,16 +50,24 @@ class MappedRows:
 
 
 class SegmentRows(Dataset):
-    """One split's segments: `dataset[indices]` is a whole batch (features, label, clip)."""
+    """One split's segments: `dataset[indices]` is a whole batch (features, label, clip), and
+    each segment's valid samples as a fourth item where raw samples are served (`lengths`)."""
 
     def __init__(
-        self, rows: MappedRows, cache_rows: np.ndarray, labels: np.ndarray, clips: np.ndarray
+        self,
+        rows: MappedRows,
+        cache_rows: np.ndarray,
+        labels: np.ndarray,
+        clips: np.ndarray,
+        lengths: np.ndarray | None = None,
     ) -> None:
-        """cache_rows[i], labels[i], clips[i]: cache row, class and clip index of item i."""
+        """cache_rows[i], labels[i], clips[i]: cache row, class and clip index of item i;
+        lengths[i]: its valid samples (a zero-padded last segment has fewer), or None."""
         self.rows = rows
         self.cache_rows = np.asarray(cache_rows, dtype=np.int64)
         self.labels = torch.as_tensor(labels, dtype=torch.int64)
         self.clips = torch.as_tensor(clips, dtype=torch.int64)
+        self.lengths = None if lengths is None else torch.as_tensor(lengths, dtype=torch.int64)
 
     def __len__(self) -> int:
         return len(self.cache_rows)
@@ -70,9 +78,10 @@ class SegmentRows(Dataset):
         # patches and waveform segments get a channel axis (embeddings stay [B, D])
         return batch.unsqueeze(1) if self.rows.add_channel else batch
 
-    def __getitem__(self, indices: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def __getitem__(self, indices: np.ndarray) -> tuple[torch.Tensor, ...]:
         index = torch.as_tensor(indices)
-        return self.features(indices), self.labels[index], self.clips[index]
+        batch = (self.features(indices), self.labels[index], self.clips[index])
+        return batch if self.lengths is None else (*batch, self.lengths[index])
 
     def nbytes(self) -> int:
         """Bytes of the split as served (float32, float16 embeddings included)."""

@@ -1,7 +1,8 @@
 """LightningDataModule: cached segments -> batches of (input, label [B], clip id [B]).
 
-The input is a log-mel patch [B, 1, 96, 64] or, with features.kind=waveform, a raw segment
-[B, 1, samples]; with a frozen backbone, its cached embeddings [B, D] instead.
+The input is what the feature path stores (segser.data.feature_path): a log-mel patch
+[B, 1, 96, 64], or raw samples [B, 1, samples] followed by each row's valid samples [B] as a
+fourth item; with a frozen backbone, its cached embeddings [B, D] instead.
 """
 
 from __future__ import annotations
@@ -19,10 +20,10 @@ from torch.utils.data import DataLoader
 from segser.data.augment.passes import AugmentSettings, augmented_rows
 from segser.data.batches import DeviceBatches, MappedRows, SegmentBatchSampler, SegmentRows
 from segser.data.cache.embeddings import EmbeddingCache, build_or_open_embeddings
-from segser.data.cache.patches import PatchCache, build_or_open_cache
-from segser.data.cache.waveforms import WaveformCache, build_or_open_waveforms
+from segser.data.cache.patches import PatchCache
+from segser.data.cache.waveforms import WaveformCache
 from segser.data.corpora.clips import Clip
-from segser.data.features import FeatureSettings
+from segser.data.features import FeatureSettings, feature_path
 from segser.data.signal.segmentation import SegmentationSettings
 from segser.data.speaker_norm import (
     RowPart,
@@ -31,7 +32,6 @@ from segser.data.speaker_norm import (
     training_statistics,
 )
 from segser.data.splits import ClipSplit, SplitFunction
-from segser.data.waveform.settings import WaveformSettings
 from segser.errors import SegserError
 
 log = logging.getLogger("segser")
@@ -39,19 +39,6 @@ log = logging.getLogger("segser")
 DATA_DEVICES = ("auto", "cpu", "cuda")
 # auto keeps a split on the GPU when it takes at most this share of the free GPU memory.
 RESIDENT_FRACTION_OF_FREE = 0.5
-
-
-def build_or_open_segments(
-    clips: Sequence[Clip],
-    cache_dir: str | Path,
-    segmentation: SegmentationSettings,
-    features: FeatureSettings,
-    on_bad_clip: str = "fail",
-) -> PatchCache | WaveformCache:
-    """The segment cache of the features' path: log-mel patches or waveform segments."""
-    if isinstance(features, WaveformSettings):
-        return build_or_open_waveforms(clips, cache_dir, segmentation, features, on_bad_clip)
-    return build_or_open_cache(clips, cache_dir, segmentation, features, on_bad_clip)
 
 
 class SegmentDataset(SegmentRows):
@@ -73,7 +60,9 @@ class SegmentDataset(SegmentRows):
         source = cache.rows() if inputs is None else inputs
         if isinstance(source, np.ndarray):
             source = MappedRows(source)
-        super().__init__(source, rows, clip_labels[clips], clips)
+        lengths = getattr(cache, "row_length", None)  # raw samples: each row's valid ones
+        lengths = lengths[rows] if inputs is None and lengths is not None else None
+        super().__init__(source, rows, clip_labels[clips], clips, lengths)
         self.row_segment = cache.row_segment[rows]
 
     def segment_index(self) -> np.ndarray:
@@ -130,6 +119,7 @@ class SegmentDataModule(L.LightningDataModule):
         self.cache_dir = Path(cache_dir)
         self.segmentation = segmentation
         self.features = features
+        self.path = feature_path(features)
         self.make_split = split
         self.batch_size = batch_size
         self.num_workers = num_workers
@@ -160,9 +150,7 @@ class SegmentDataModule(L.LightningDataModule):
 
         The entries opened here are kept for this process's setup (the other DDP ranks open
         them there), so the clips are not stat'ed and the weights not hashed twice."""
-        self.cache = build_or_open_segments(
-            self.clips, self.cache_dir, self.segmentation, self.features, self.on_bad_clip
-        )
+        self.cache = self._open_cache()
         if self.frozen_backbone is not None:
             self.embeddings = build_or_open_embeddings(self.cache, self.frozen_backbone)
 
@@ -172,9 +160,7 @@ class SegmentDataModule(L.LightningDataModule):
         if self.datasets:
             return
         if self.cache is None:
-            self.cache = build_or_open_segments(
-                self.clips, self.cache_dir, self.segmentation, self.features, self.on_bad_clip
-            )
+            self.cache = self._open_cache()
         if self.cache.skipped:
             log.warning(
                 "%d bad clips were skipped (listed in %s/meta.json)",
@@ -220,12 +206,15 @@ class SegmentDataModule(L.LightningDataModule):
         """The speaker clips' embeddings (cached like the labelled ones), for statistics only."""
         if not self.speaker_clips:
             return []
-        cache = build_or_open_segments(
-            self.speaker_clips, self.cache_dir, self.segmentation, self.features, self.on_bad_clip
-        )
+        cache = self._open_cache(self.speaker_clips)
         embeddings = build_or_open_embeddings(cache, self.frozen_backbone)
         speakers = np.array([c.speaker for c in self.speaker_clips])[cache.row_clip]
         return [(embeddings.embeddings, speakers, embeddings.center)]
+
+    def _open_cache(self, clips: Sequence[Clip] | None = None) -> PatchCache | WaveformCache:
+        """The segment cache of `clips` (default: the labelled clips) on the features' path."""
+        clips = self.clips if clips is None else clips
+        return self.path.open_cache(clips, self.cache_dir, self.segmentation, self.on_bad_clip)
 
     def _with_augmented_rows(
         self, inputs: np.ndarray | MappedRows | None, speakers: np.ndarray, stats: dict | None
@@ -237,7 +226,7 @@ class SegmentDataModule(L.LightningDataModule):
             self.clips,
             self.cache.kept_clip_indices,
             self.segmentation,
-            self.features,
+            self.path,
             self.augment,
             self.cache_dir,
             self.frozen_backbone,
@@ -248,7 +237,12 @@ class SegmentDataModule(L.LightningDataModule):
             added = standardize_by_speaker(added, speakers[owners], stats)
         array = np.concatenate([clean.rows.take(clean.cache_rows), added.astype(np.float32)])
         clips = np.concatenate([clean.clips.numpy(), owners])
-        return SegmentRows(MappedRows(array), np.arange(len(array)), self.clip_labels[clips], clips)
+        rows = MappedRows(array)
+        rows.add_channel = clean.rows.add_channel  # raw segments [B, samples] get their channel
+        lengths = None
+        if clean.lengths is not None:  # fine-tuning on raw samples: keep each row's valid count
+            lengths = np.concatenate([clean.lengths.numpy(), extra.lengths[chosen]])
+        return SegmentRows(rows, np.arange(len(array)), self.clip_labels[clips], clips, lengths)
 
     def _one_thread_for_the_head(self) -> None:
         """A head on cached embeddings is many tiny ops: on CPU a second intra-op thread only adds

@@ -30,6 +30,11 @@ class Backbone(nn.Module):
     feature_kind: ClassVar[str] = "logmel"  # the features.kind it reads (logmel or waveform)
     embedding_cache_dtype: ClassVar[str] = "float32"  # how the frozen-embedding cache stores it
 
+    def can_skip_parameters(self) -> bool:
+        """Whether a training step can leave a trainable parameter without a gradient (layer
+        drop does): DDP must then look for unused parameters (components.ddp_strategy)."""
+        return False
+
     def load_weights(self, source: str) -> None:
         """Load `source`: "none" keeps the random init, anything else is a state-dict file."""
         if source != "none":

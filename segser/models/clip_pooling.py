@@ -145,9 +145,10 @@ def segment_features(model: nn.Module, rows, batch_size: int = 256) -> tuple[Ten
     model.eval()
     features = []
     for start in range(0, len(rows), batch_size):
-        inputs, _, _ = rows[np.arange(start, min(start + batch_size, len(rows)))]
+        inputs, _, _, *lengths = rows[np.arange(start, min(start + batch_size, len(rows)))]
         inputs = inputs.to(model.device)
-        embeddings = inputs if inputs.dim() == 2 else model.backbone(inputs)
+        lengths = lengths[0].to(model.device) if lengths else None
+        embeddings = inputs if inputs.dim() == 2 else model.embed(inputs, lengths)
         features.append(layers[:-1](embeddings).float().cpu())
     model.train(was_training)
     return torch.cat(features), rows.labels, rows.clips

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import lightning as L
@@ -68,26 +69,44 @@ class SegmentEmotionClassifier(L.LightningModule):
         if compile_backbone:
             self.backbone.compile()
 
-    def forward(self, patches: torch.Tensor) -> torch.Tensor:
-        """Segment logits [B, C] from patches [B, 1, 96, 64]."""
-        if self.channels_last and patches.ndim == 4:
-            patches = patches.contiguous(memory_format=torch.channels_last)
-        return self.head(self.backbone(patches))
+    def forward(self, patches: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """Segment logits [B, C] from patches [B, 1, 96, 64] (or raw segments [B, 1, samples]
+        with their valid samples `lengths` [B], where the feature path has them)."""
+        return self.head(self.embed(patches, lengths))
 
-    def segment_logits(self, inputs: torch.Tensor) -> torch.Tensor:
+    def embed(self, inputs: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """The backbone's embedding [B, D]; `lengths` reach only backbones of raw samples."""
+        if self.channels_last and inputs.ndim == 4:
+            inputs = inputs.contiguous(memory_format=torch.channels_last)
+        return self.backbone(inputs) if lengths is None else self.backbone(inputs, lengths)
+
+    def segment_logits(
+        self, inputs: torch.Tensor, lengths: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Logits from a batch of patches [B, 1, 96, 64], or of a frozen backbone's cached
         embeddings [B, D] (the datamodule serves those when backbone.freeze=true): head only."""
-        return self.head(inputs) if inputs.dim() == 2 else self(inputs)
+        return self.head(inputs) if inputs.dim() == 2 else self(inputs, lengths)
 
     def _weigh_classes(self) -> None:
         """Inverse-frequency class weights from the training segments' labels."""
         labels = self.trainer.datamodule.datasets["train"].labels
         counts = torch.bincount(labels, minlength=len(self.classes)).double()
         weights = counts.sum() / (len(self.classes) * counts.clamp_min(1))
-        loss = nn.CrossEntropyLoss()
-        # Not persistent: refitted by every fit, and a checkpoint must load into a fresh model.
-        loss.register_buffer("weight", weights.float().to(self.device), persistent=False)
-        self.loss = loss
+        self.loss = nn.CrossEntropyLoss(weight=weights.float().to(self.device))
+        # Refitted at every fit start (a resumed run too), so not a checkpoint entry: a stored
+        # loss.weight made the checkpoint unloadable into the model its config builds.
+        self.loss.register_buffer("weight", self.loss.weight, persistent=False)
+
+    def load_state_dict(
+        self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False
+    ) -> Any:
+        """Drops the `loss.weight` that class-weighted checkpoints stored before it was left out."""
+        if "loss.weight" in state_dict:
+            metadata = getattr(state_dict, "_metadata", None)
+            state_dict = OrderedDict((k, v) for k, v in state_dict.items() if k != "loss.weight")
+            if metadata is not None:
+                state_dict._metadata = metadata  # type: ignore[attr-defined]
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
     def on_fit_start(self) -> None:
         """Fit the head's input standardizer on the training embeddings, once per run.
@@ -109,9 +128,10 @@ class SegmentEmotionClassifier(L.LightningModule):
         with torch.random.fork_rng(devices=[]), torch.no_grad():
             datamodule = self.trainer.datamodule
             batches = getattr(datamodule, "statistics_dataloader", datamodule.train_dataloader)
-            for inputs, _, _ in batches():
+            for inputs, _, _, *lengths in batches():
                 inputs = inputs.to(self.device)
-                embeddings = (inputs if inputs.dim() == 2 else self.backbone(inputs)).double()
+                lengths = lengths[0].to(self.device) if lengths else None
+                embeddings = (inputs if inputs.dim() == 2 else self.embed(inputs, lengths)).double()
                 batch = torch.stack([embeddings.sum(0), embeddings.square().sum(0)])
                 moments = batch if moments is None else moments + batch
                 count += len(embeddings)
@@ -143,8 +163,8 @@ class SegmentEmotionClassifier(L.LightningModule):
             )
 
     def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
-        patches, labels, _ = batch
-        logits = self.segment_logits(patches)
+        patches, labels, _, *lengths = batch
+        logits = self.segment_logits(patches, *lengths)
         loss = self.loss(logits, labels)
         self._track_finite("train", loss, logits)
         # Accumulated here and logged once per epoch: self.log on every step costs more than
@@ -153,8 +173,8 @@ class SegmentEmotionClassifier(L.LightningModule):
         return loss
 
     def _evaluate(self, batch: tuple[torch.Tensor, ...], stage: str, metrics: ClipMetrics) -> None:
-        patches, labels, clip_ids = batch
-        logits = self.segment_logits(patches)
+        patches, labels, clip_ids, *lengths = batch
+        logits = self.segment_logits(patches, *lengths)
         loss = self.loss(logits, labels)
         if stage == "val":
             self._track_finite(stage, loss, logits)

@@ -5,6 +5,12 @@
 `bundle.get_model()` does; offline, the user copies the file there. A path: a state dict in
 torchaudio's layout (`model.state_dict()` of `torchaudio.models.wav2vec2_model(...)`).
 Every file is read with `torch.load(weights_only=True)`.
+
+torchaudio's released files keep the old weight-norm layout of the positional convolution
+(`...pos_conv_embed.conv.weight_g` / `weight_v`, `torch.nn.utils.weight_norm`); torchaudio >= 2.1
+builds it with `parametrizations.weight_norm` (`...conv.parametrizations.weight.original0` /
+`original1`, the same tensors) and renames them inside `load_state_dict`. The strict key check
+below runs first, so the old names are renamed here: both layouts load, to the same network.
 """
 
 from __future__ import annotations
@@ -47,6 +53,21 @@ def bundle_state_dict(file_name: str, model_dir: str | Path | None = None) -> di
     return load_state_dict_file(str(cached), "'bundle' or 'none'", _FIX)
 
 
+# old weight_norm name -> parametrizations.weight_norm name (g: the norm, v: the direction)
+_WEIGHT_NORM_NAMES = {"weight_g": "parametrizations.weight.original0",
+                      "weight_v": "parametrizations.weight.original1"}  # fmt: skip
+
+
+def current_layout(state: dict[str, Tensor], expected: set[str]) -> dict[str, Tensor]:
+    """`state` with old weight-norm keys renamed to the parametrized names `expected` holds."""
+    renamed = {}
+    for key, value in state.items():
+        module, _, name = key.rpartition(".")
+        new = f"{module}.{_WEIGHT_NORM_NAMES[name]}" if name in _WEIGHT_NORM_NAMES else key
+        renamed[new if new in expected and new not in state else key] = value
+    return renamed
+
+
 def load_ssl_weights(model: nn.Module, source: str, file_name: str) -> None:
     """Load `source` ("bundle", a path, or "none") into torchaudio's `model`, strictly."""
     if source == "none":
@@ -55,4 +76,4 @@ def load_ssl_weights(model: nn.Module, source: str, file_name: str) -> None:
         state = bundle_state_dict(file_name)
     else:
         state = load_state_dict_file(source, "'bundle' or 'none'", _FIX)
-    load_strictly(model, state, source, _FIX)
+    load_strictly(model, current_layout(state, set(model.state_dict())), source, _FIX)

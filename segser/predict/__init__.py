@@ -4,7 +4,9 @@ Per file: <stem>.segments.csv (a row per segment), <stem>.json (the file's clip 
 <stem>.timeline.png; summary.csv for the run (a row per file). Rows stream to disk as they come.
 Recordings of any length stream through in bounded memory (segser.data.signal.stream), cut
 exactly as training cut its clips, so a file's predictions equal the model on
-segment_patches(whole file) (or, for a waveform backbone, on segment_waveform(whole file)).
+segment_patches(whole file) (or, for a raw-sample backbone, on segment_waveform(whole file),
+each segment with its valid samples; a clip-context Whisper encodes each streamed batch's
+consecutive segments as one span).
 """
 
 from __future__ import annotations
@@ -19,36 +21,25 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-from segser.data.logmel.features import LogMelPatcher
+from segser.data.feature_path import segment_lengths
+from segser.data.features import feature_path
 from segser.data.signal.audio import AudioInfo, audio_info
 from segser.data.signal.segmentation import count_segments
 from segser.data.signal.stream import find_audio, stream_segments
-from segser.data.waveform.settings import WaveformSettings
 from segser.entry import output_root
 from segser.errors import SegserError
 from segser.metrics.clip_accuracy import decision_name, segment_predictions
 from segser.models.checkpoint import load_trained
+from segser.predict import speakers as by_speaker
 from segser.predict.clip_outputs import clip_decisions, output_stems
-from segser.predict.speakers import (
-    MIN_SPEAKER_SECONDS,
-    FileStatistics,
-    file_statistics,
-    speaker_groups,
-)
 from segser.predict.timeline import Timeline
 
 TIMELINE_BINS = 2000  # an hour at 0.5 s hop pools ~4 segments per bar
-
-
-class WaveformInput(torch.nn.Module):
-    """Segments [B, samples] -> [B, 1, samples]: what a waveform backbone trained on."""
-
-    def forward(self, segments: torch.Tensor) -> torch.Tensor:
-        return segments.unsqueeze(1)
 
 
 class Predictor:
@@ -60,38 +51,61 @@ class Predictor:
         self.classes: list[str] = trained.classes
         self.window_seconds = trained.segmentation.window_seconds
         self.hop_seconds = trained.segmentation.hop_seconds
-        # log-mel patches, or raw segments [B, 1, samples] for a waveform backbone
-        self.features: torch.nn.Module = (
-            WaveformInput()
-            if isinstance(trained.features, WaveformSettings)
-            else LogMelPatcher(trained.features).to(device)
-        )
+        path = feature_path(trained.features)  # log-mel patches, or raw segments + lengths
+        self.features: torch.nn.Module = path.stream_module().to(device)
+        self.has_lengths = path.has_lengths
+        self.window_samples = round(self.window_seconds * trained.features.sample_rate_hz)
         self.tail = trained.segmentation.tail
         self.sample_rate = trained.features.sample_rate_hz
         self.hop_samples = round(self.hop_seconds * self.sample_rate)  # as segmentation rounds
         self.device, self.batch_size = device, batch_size
         self.speaker_norm = trained.speaker_norm  # None unless trained with data.speaker_norm
+        self.file_statistics: dict[Path, by_speaker.FileStatistics] = {}  # predict() plans them
         self.columns = ["segment", "start_s", "end_s", "prediction"]
         self.columns += [f"p_{c}" for c in self.classes]
 
-    @torch.inference_mode()
-    def embeddings(self, segments: torch.Tensor) -> torch.Tensor:
-        """The backbone's embeddings [B, D] of segments [B, samples]."""
-        return self.model.backbone(self.features(segments.to(self.device))).float()
+    def lengths(self, first: int, count: int, samples: int) -> torch.Tensor | None:
+        """Valid samples of segments first..first+count-1 of a recording of `samples` samples,
+        where the model reads raw samples (None for log-mel patches)."""
+        if not self.has_lengths:
+            return None
+        starts = (first + np.arange(count)) * self.hop_samples
+        return segment_lengths(samples, starts, self.window_samples)
 
     @torch.inference_mode()
     def logits(
-        self, segments: torch.Tensor, statistics: FileStatistics | None = None
+        self,
+        segments: torch.Tensor,
+        lengths: torch.Tensor | None = None,
+        statistics: by_speaker.FileStatistics | None = None,
     ) -> torch.Tensor:
-        """Segment logits [B, C] (float32, CPU) from segments [B, samples] at the model's rate;
-        a speaker_norm model standardises the embeddings with `statistics` (else training's)."""
-        if self.speaker_norm is None:
-            return self.model(self.features(segments.to(self.device))).float().cpu()
-        own = statistics is not None and statistics.mean is not None
-        mean = statistics.mean if own else self.speaker_norm.mean
-        std = statistics.std if own else self.speaker_norm.std
-        standardized = (self.embeddings(segments) - mean.to(self.device)) / std.to(self.device)
-        return self.model.head(standardized).float().cpu()
+        """Segment logits [B, C] (float32, CPU) of segments [B, samples] (+ valid samples); a
+        speaker_norm model standardises embeddings with `statistics` (else training's)."""
+        embedded = self.embeddings(segments, lengths)
+        if self.speaker_norm is not None:
+            own = statistics is not None and statistics.mean is not None
+            source = statistics if own else self.speaker_norm  # else the training statistics
+            embedded = (embedded - source.mean.to(self.device)) / source.std.to(self.device)
+        return self.model.head(embedded).float().cpu()
+
+    @torch.inference_mode()
+    def embeddings(self, segments: torch.Tensor, lengths: torch.Tensor | None = None):
+        """The backbone's embeddings [B, D] of segments [B, samples] (and valid samples)."""
+        inputs = self.features(segments.to(self.device))
+        if lengths is None:
+            return self.model.embed(inputs)
+        if getattr(self.model.backbone, "context", "segment") == "clip":
+            return self._clip_context_embeddings(segments, lengths.to(self.device))
+        return self.model.embed(inputs, lengths.to(self.device))
+
+    def _clip_context_embeddings(self, segments: torch.Tensor, lengths: torch.Tensor):
+        """The batch's consecutive segments as one span, encoded once (training encoded the
+        whole clip: the same within a span, up to frames near the span's ends)."""
+        hop, window = self.hop_samples, self.window_samples
+        span = torch.cat([segments[0], *(s[max(window - hop, 0) :] for s in segments[1:])])
+        valid = int((len(segments) - 1) * hop + lengths[-1])
+        starts = torch.arange(len(segments)) * hop
+        return self.model.backbone.embed_clip(span[:valid].to(self.device), starts, window)
 
     def segment_row(
         self, index: int, probabilities: list[float], prediction: str
@@ -105,13 +119,7 @@ class Predictor:
         }
 
     def predict_file(
-        self,
-        info: AudioInfo,
-        out_dir: Path,
-        stem: str,
-        block_seconds: float,
-        progress: Progress,
-        statistics: FileStatistics | None = None,
+        self, info: AudioInfo, out_dir: Path, stem: str, block_seconds: float, progress: Progress
     ) -> dict[str, Any]:
         """Write the file's segments CSV (row by row), JSON summary and timeline; return its
         summary.csv row. Memory holds the segments' logits (C floats each), never the audio."""
@@ -135,9 +143,10 @@ class Predictor:
             "hop_seconds": self.hop_seconds,
             "classes": self.classes,
         }
-        if self.speaker_norm is not None:  # which statistics standardised this file
-            header["speaker_norm"] = (statistics or FileStatistics(None, None, None, 0)).note()
-        given = () if statistics is None else (statistics,)  # a file's speaker statistics
+        statistics = self.file_statistics.get(info.path)  # a speaker_norm model's, if given
+        if self.speaker_norm is not None:
+            header["speaker_norm"] = (statistics or by_speaker.NO_SPEAKER).note()
+        given = {} if statistics is None else {"statistics": statistics}
         paths = [out_dir / f"{stem}.segments.csv", out_dir / f"{stem}.json"]
         partial = [path.with_name(path.name + ".partial") for path in paths]
         try:  # rows go to disk as they come; the final names appear only for a complete file
@@ -148,7 +157,9 @@ class Predictor:
                 for batch in stream_segments(
                     info, *cutting, self.batch_size, block_seconds, self.tail
                 ):
-                    logits.append(self.logits(batch.segments, *given))
+                    lengths = self.lengths(batch.first_index, len(batch.segments), samples)
+                    arguments = (batch.segments,) if lengths is None else (batch.segments, lengths)
+                    logits.append(self.logits(*arguments, **given))
                     probabilities = logits[-1].softmax(dim=1)
                     # the clip table's rule: ties go to the lowest class, NaN/Inf reads "none"
                     predictions = segment_predictions(logits[-1]).tolist()
@@ -198,7 +209,7 @@ def predict(
     block_seconds: float = 30.0,
     one_speaker: bool = False,
     speakers: Path | None = None,
-    min_speaker_seconds: float = MIN_SPEAKER_SECONDS,
+    min_speaker_seconds: float = by_speaker.MIN_SPEAKER_SECONDS,
 ) -> tuple[list[dict[str, Any]], list[SegserError]]:
     """Predict every input file; a bad one is reported and skipped. Returns summary rows, errors.
     `one_speaker` / `speakers` (CSV path,speaker): whose voice each file is (predict/speakers)."""
@@ -207,11 +218,10 @@ def predict(
     files = [entry for entry in found if isinstance(entry, Path)]
     stems = dict(zip(files, output_stems(files), strict=True))
     console = Console(stderr=True, soft_wrap=True, markup=False, highlight=False)
-    groups = speaker_groups(files, one_speaker, speakers)
-    plan: dict[Path, FileStatistics] = {}
+    groups = by_speaker.speaker_groups(files, one_speaker, speakers)
     if predictor.speaker_norm is not None:
-        reading = (batch_size, block_seconds, min_speaker_seconds)
-        plan = file_statistics(files, groups, predictor, *reading, console.print)
+        reading = (batch_size, block_seconds, min_speaker_seconds, console.print)
+        predictor.file_statistics = by_speaker.file_statistics(files, groups, predictor, *reading)
     elif one_speaker or speakers is not None:
         console.print("note: the model was trained without data.speaker_norm: speakers unused")
     done = TextColumn("{task.completed:.0f}/{task.total:.0f} s, {task.fields[segments]} segments")
@@ -229,9 +239,7 @@ def predict(
                 if isinstance(entry, SegserError):  # an input find_audio could not use
                     raise entry
                 info = audio_info(entry)
-                row = predictor.predict_file(
-                    info, out_dir, stems[entry], block_seconds, progress, plan.get(entry)
-                )
+                row = predictor.predict_file(info, out_dir, stems[entry], block_seconds, progress)
             except SegserError as error:
                 errors.append(error)
                 console.print(f"error: {error}")
@@ -270,18 +278,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--device", choices=["cpu", "cuda", "auto"], default="auto")
     parser.add_argument("--recursive", action="store_true", help="search folders' subfolders")
     parser.add_argument("--block-seconds", type=float, default=30.0, help="audio read at once")
-    parser.add_argument(
-        "--one-speaker",
-        action="store_true",
-        help="every input is one speaker's (data.speaker_norm models: their statistics)",
-    )
+    parser.add_argument("--one-speaker", action="store_true", help="every input: one speaker")
     parser.add_argument("--speakers", type=Path, help="CSV path,speaker: whose voice each file is")
-    parser.add_argument(
-        "--min-speaker-seconds",
-        type=float,
-        default=MIN_SPEAKER_SECONDS,
-        help="a speaker's audio needed for their own statistics (else training's)",
-    )
+    least = by_speaker.MIN_SPEAKER_SECONDS
+    parser.add_argument("--min-speaker-seconds", type=float, default=least,
+                        help="a speaker's audio for their own statistics")  # fmt: skip
     args = parser.parse_args(argv)
     try:
         out_dir = args.out or new_output_dir(output_root() / "predict")

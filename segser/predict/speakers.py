@@ -43,6 +43,9 @@ class FileStatistics:
         return {"speaker": self.speaker, "statistics": source, "speaker_seconds": self.seconds}
 
 
+NO_SPEAKER = FileStatistics(None, None, None, 0.0)  # a file no speaker was given for
+
+
 def read_speaker_csv(path: Path) -> dict[Path, str]:
     """Resolved audio path -> speaker from a CSV with columns path,speaker (paths relative to
     the CSV's folder)."""
@@ -106,9 +109,12 @@ def file_statistics(
         moments = RunningMoments(predictor.speaker_norm.mean)
         if seconds >= min_speaker_seconds:
             for info in infos:
+                samples = round(info.frames * predictor.sample_rate / info.sample_rate_hz)
                 try:
                     for batch in stream_segments(info, *cutting):
-                        moments.add(predictor.embeddings(batch.segments))
+                        count = len(batch.segments)
+                        lengths = predictor.lengths(batch.first_index, count, samples)
+                        moments.add(predictor.embeddings(batch.segments, lengths))
                 except SegserError:
                     continue  # an unreadable file: reported when it is predicted
         if seconds >= min_speaker_seconds and moments.count:
@@ -120,7 +126,7 @@ def file_statistics(
     for path in files:
         if speakers[path] is None:
             unnamed += 1
-            plan[path] = FileStatistics(None, None, None, 0.0)
+            plan[path] = NO_SPEAKER
     if short or unnamed:
         reasons = [f"{unnamed} file(s) with no speaker given"] if unnamed else []
         if short:

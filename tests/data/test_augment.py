@@ -10,10 +10,12 @@ from segser.data.augment.passes import AugmentSettings, augment_settings, augmen
 from segser.data.augment.specaugment import PatchMasks
 from segser.data.augment.waveform import WaveformAugmentation
 from segser.data.logmel.features import LogMelSettings
+from segser.data.logmel.path import LogMelPath
 from segser.data.signal.segmentation import SegmentationSettings, count_segments
 from segser.data.splits import random_split
 from tests.data.test_datamodule import datamodule
 
+LOGMEL = LogMelPath(LogMelSettings())
 RATE = 16000
 
 
@@ -73,14 +75,14 @@ def test_passes_cover_each_training_clip_and_are_reused(tone_clips, tmp_path: Pa
     segmentation = SegmentationSettings(1.0, 0.5)
     settings = AugmentSettings(passes=2, waveform=None, masks=PatchMasks())
     train = [0, 5, 7]
-    rows = augmented_rows(tone_clips, train, segmentation, LogMelSettings(), settings, tmp_path)
+    rows = augmented_rows(tone_clips, train, segmentation, LOGMEL, settings, tmp_path)
     counts = {i: count_segments(round(tone_clips[i].duration_seconds * RATE), RATE, 1.0, 0.5)
               for i in train}  # fmt: skip
     assert len(rows.row_clip) == 2 * sum(counts.values())
     assert {i: int((rows.row_clip == i).sum()) for i in train} == {
         i: 2 * n for i, n in counts.items()
     }
-    again = augmented_rows(tone_clips, train, segmentation, LogMelSettings(), settings, tmp_path)
+    again = augmented_rows(tone_clips, train, segmentation, LOGMEL, settings, tmp_path)
     np.testing.assert_array_equal(again.inputs, rows.inputs)
     assert len(list(tmp_path.glob("augmented-*.npz"))) == 1
 

@@ -78,8 +78,28 @@ def test_datamodule_batches_are_the_rows_with_a_channel_axis(clips, tmp_path: Pa
     # a loader worker receives the rows by file name, not the samples
     assert len(pickle.dumps(dataset)) < 10_000
     dataset = pickle.loads(pickle.dumps(dataset))
-    features, _, clip_ids = dataset[np.arange(3)]
+    features, _, clip_ids, lengths = dataset[np.arange(3)]
     assert features.shape == (3, 1, 16000) and features.dtype == torch.float32
     np.testing.assert_array_equal(features[:, 0].numpy(), cache.segments()[rows])
     assert clip_ids.tolist() == cache.row_clip[rows].tolist()
+    assert lengths.tolist() == cache.row_length[rows].tolist()
     assert dataset.nbytes() == 3 * 16000 * 4
+
+
+def test_each_row_knows_its_valid_samples(clips, tmp_path: Path) -> None:
+    """A zero-padded last segment stores how many of its samples are the clip's: the
+    backbone pools only those (issue 26, padding)."""
+    settings = SegmentationSettings(1.0, 0.5, "pad")
+    cache = build_or_open_waveforms(clips, tmp_path / "cache", settings, WaveformSettings())
+    for index, clip in enumerate(clips):
+        samples = len(load_audio(clip.path, 16000))
+        mine = np.flatnonzero(cache.row_clip == index)
+        starts = np.arange(len(mine)) * 8000
+        expected = np.clip(samples - starts, 0, 16000)
+        assert cache.row_length[mine].tolist() == expected.tolist()
+        assert expected[-1] < 16000  # the padded tail is shorter than a window
+        rows, starts_in_clip = cache.clip_samples(index)
+        assert len(rows) == samples and starts_in_clip.tolist() == starts.tolist()
+        np.testing.assert_array_equal(rows, load_audio(clip.path, 16000).numpy())
+    first, stop = 0, len(cache)
+    assert cache.lengths(first, stop).tolist() == cache.row_length.tolist()

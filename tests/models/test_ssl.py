@@ -23,8 +23,24 @@ def reference(bundle: str, params: dict) -> torch.nn.Module:
     return builder(**{**find_bundle(bundle)._params, **params}).eval()
 
 
+def s3prl_states(model: torch.nn.Module, waveform: torch.Tensor) -> list[torch.Tensor]:
+    """SUPERB's hidden states as s3prl's upstreams hook them: each transformer layer's input,
+    then the encoder's output (the pre-LN models' final layer norm included)."""
+    states = []
+    hooks = [
+        layer.register_forward_pre_hook(lambda module, args: states.append(args[0]))
+        for layer in model.encoder.transformer.layers
+    ]
+    try:
+        output, _ = model(waveform)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return [*states, output]
+
+
 @pytest.mark.parametrize("bundle", sorted(set(SSL_BACKBONES.values())))
-def test_layers_equal_torchaudio_extract_features(bundle: str) -> None:
+def test_states_equal_torchaudio_s_as_s3prl_takes_them(bundle: str) -> None:
     torch.manual_seed(0)
     params = tiny_params(bundle, layers=3)
     ours = SpeechTransformer(bundle, params=params).eval()
@@ -32,19 +48,24 @@ def test_layers_equal_torchaudio_extract_features(bundle: str) -> None:
     theirs.load_state_dict(ours.model.state_dict())
     segments = 0.1 * torch.randn(3, 1, 16000) + 0.05  # an offset, so normalisation matters
     with torch.no_grad():
-        ours_layers = ours.layer_outputs(segments)
+        ours_states = ours.layer_outputs(segments)
         pooled = ours(segments)
         for row in range(3):  # torchaudio's wrapper layer-norms the whole input: one at a time
             x = segments[row]
             if find_bundle(bundle)._normalize_waveform:
                 x = F.layer_norm(x, x.shape)
-            expected, _ = theirs.extract_features(x)
-            assert len(expected) == 3
-            for layer, (got, want) in enumerate(zip(ours_layers, expected, strict=True)):
+            expected = s3prl_states(theirs, x)
+            layers, _ = theirs.extract_features(x)
+            assert len(expected) == len(ours_states) == 4  # the input and 3 layers
+            # the layers' outputs are extract_features', the last one normed in pre-LN models
+            torch.testing.assert_close(expected[1:3], layers[:2])
+            pre_ln = find_bundle(bundle)._params["encoder_layer_norm_first"]
+            assert torch.allclose(expected[3], layers[2]) != pre_ln
+            for index, (got, want) in enumerate(zip(ours_states, expected, strict=True)):
                 torch.testing.assert_close(got[row : row + 1], want, atol=1e-5, rtol=1e-5)
                 assert got.shape[1] == 49  # 1 s -> 49 frames
                 torch.testing.assert_close(
-                    pooled[row, layer * 32 : (layer + 1) * 32], want[0].mean(0), atol=1e-5, rtol=0
+                    pooled[row, index * 32 : (index + 1) * 32], want[0].mean(0), atol=1e-5, rtol=0
                 )
     assert ours.normalize_waveform == find_bundle(bundle)._normalize_waveform
 
@@ -59,8 +80,11 @@ def test_full_size_layout_is_torchaudios(bundle: str) -> None:
         k: v.shape for k, v in theirs.state_dict().items()
     }
     params = find_bundle(bundle)._params
-    assert ours.embedding_layers == tuple(range(params["encoder_num_layers"]))
-    assert ours.embedding_dim == params["encoder_num_layers"] * params["encoder_embed_dim"]
+    # SUPERB's states: the transformer's input and every layer (a base model: 13 x 768)
+    assert ours.embedding_layers == tuple(range(params["encoder_num_layers"] + 1))
+    assert ours.embedding_dim == (params["encoder_num_layers"] + 1) * params["encoder_embed_dim"]
+    # the config check's count: every layer output, as Whisper's num_layers counts them
+    assert SpeechTransformer.num_layers({"bundle": bundle}) == len(ours.embedding_layers)
 
 
 def test_chosen_layers_are_pooled_in_order() -> None:
@@ -71,7 +95,13 @@ def test_chosen_layers_are_pooled_in_order() -> None:
         layers = model.layer_outputs(segments)
         expected = torch.cat([layers[0].mean(1), layers[2].mean(1)], dim=1)
         torch.testing.assert_close(model(segments), expected)
-    assert model.layer_dims == (32, 32) and "embedding_layers=[0, 2]" in repr(model)
+    assert model.layer_dims == (32, 32)
+    # the embedding cache's key (repr) names the numbering: a key of the old one never matches
+    assert "embedding_layers=[0, 2] (0 = transformer input), final_layer_norm=False" in repr(model)
+    large = SpeechTransformer("HUBERT_LARGE", params=tiny_params("HUBERT_LARGE", 3))
+    assert "embedding_layers=[0, 1, 2, 3] (0 = transformer input), final_layer_norm=True" in repr(
+        large
+    )
 
 
 def test_state_dict_in_torchaudio_layout_loads_from_a_path(tmp_path: Path) -> None:
@@ -80,7 +110,7 @@ def test_state_dict_in_torchaudio_layout_loads_from_a_path(tmp_path: Path) -> No
     saved = reference("WAVLM_BASE_PLUS", params)
     path = tmp_path / "wavlm_tiny.pth"
     torch.save(saved.state_dict(), path)
-    model = SpeechTransformer("WAVLM_BASE_PLUS", params=params)
+    model = SpeechTransformer("WAVLM_BASE_PLUS", [1, 2], params=params)  # the layers' outputs
     before = model(torch.zeros(1, 1, 16000))
     model.load_weights(str(path))
     model.eval()
@@ -92,6 +122,17 @@ def test_state_dict_in_torchaudio_layout_loads_from_a_path(tmp_path: Path) -> No
     other = SpeechTransformer("WAVLM_BASE_PLUS", params=tiny_params("WAVLM_BASE_PLUS", 3))
     with pytest.raises(SegserError, match=r"wavlm_tiny.pth: does not fit .*missing keys"):
         other.load_weights(str(path))
+
+
+def test_a_state_dict_of_the_old_layer_numbering_is_refused() -> None:
+    """segser's state dicts before issue 26 numbered the layers from the first one's output."""
+    params = tiny_params("HUBERT_BASE")
+    saved = SpeechTransformer("HUBERT_BASE", [0, 1], params=params).state_dict()
+    assert saved._metadata[""]["version"] == 2
+    SpeechTransformer("HUBERT_BASE", [0, 1], params=params).load_state_dict(saved)
+    saved._metadata[""]["version"] = 1  # what the earlier SpeechTransformer saved
+    with pytest.raises(SegserError, match=r"^state dict: saved with the old SSL layer numbering"):
+        SpeechTransformer("HUBERT_BASE", [0, 1], params=params).load_state_dict(saved)
 
 
 def test_bundle_weights_come_from_the_hub_cache(tmp_path: Path, monkeypatch) -> None:
@@ -156,11 +197,26 @@ def test_fine_tuning_freezes_the_conv_encoder_and_drops_layers() -> None:
     assert all(not p.requires_grad for p in unused)  # past the last chosen layer
 
 
+@pytest.mark.parametrize("layers", [None, [0, 1], [2]])
+@pytest.mark.parametrize("bundle", ["HUBERT_BASE", "WAVLM_LARGE"])
+def test_every_trainable_parameter_gets_a_gradient_without_layer_drop(bundle, layers) -> None:
+    """DDP waits for every trainable parameter: those no chosen state uses are frozen (layers
+    past the last one, a pre-LN model's final layer norm unless its last layer is chosen)."""
+    params = tiny_params(bundle, 3) | {"encoder_layer_drop": 0.0}
+    model = SpeechTransformer(bundle, layers, params=params).train()
+    model(torch.randn(2, 1, 16000), torch.tensor([9000, 16000])).square().sum().backward()
+    trainable = {name: p for name, p in model.named_parameters() if p.requires_grad}
+    assert trainable and all(p.grad is not None for p in trainable.values())
+    final_norm = "model.encoder.transformer.layer_norm.weight" in trainable
+    assert final_norm == (bundle == "HUBERT_BASE" or layers is None)  # post-LN: always used
+
+
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
         ({"bundle": "WAV2VEC2_ASR_BASE_960H"}, r"bundle='WAV2VEC2_ASR_BASE_960H' is not"),
-        ({"embedding_layers": [2]}, r"embedding_layers=\[2\]: give transformer layer indices 0-1"),
+        ({"embedding_layers": [3]}, r"embedding_layers=\[3\]: give indices 0-2 \(0 = the trans"),
+        ({"embedding_layers": [-1]}, r"embedding_layers=\[-1\]: give indices 0-2"),
         ({"embedding_layers": []}, r"embedding_layers=\[\]"),
     ],
 )

@@ -5,9 +5,11 @@ waveform segment), so with `backbone.freeze=true` it is computed once and every 
 sweep job trains the head on it. Rows align with the segment cache's rows. Entry
 `<cache_dir>/<segment key>-<backbone>-<key>/` holds `embeddings.f32` ([rows, embedding_dim]
 float32), or `embeddings.f16` for backbones whose `embedding_cache_dtype` is float16 (every
-layer of a speech transformer: 13 x 768 numbers per segment), and `meta.json`; the key hashes
-the segment cache key, the backbone's class and settings (its repr: layers included), the
-storage dtype and the sha256 of its loaded weights.
+hidden state of a base speech transformer: 13 x 768 numbers per segment), and `meta.json`; the
+key hashes the segment cache key, the backbone's class and settings (its repr: layers
+included), the storage dtype and the sha256 of its loaded weights. Raw-sample rows pass their
+valid lengths to the backbone; a backbone with `context = "clip"` (Whisper's clip-context mode)
+encodes each clip once and pools every segment's window of its frames (`embed_rows`).
 As for patches (segser.data.cache.entry): built in `.partial/`, resumable after a kill, renamed
 into place atomically under a file lock, checked on every open and rebuilt if broken.
 """
@@ -148,13 +150,13 @@ def _build(
         ):
             task = bar.add_task("segments", total=total, completed=state["rows_done"])
             for batch, start in enumerate(range(state["rows_done"], total, batch_rows), start=1):
-                inputs = patches.inputs(start, min(start + batch_rows, total))
-                embedding = backbone(inputs).float().numpy()
+                stop = min(start + batch_rows, total)
+                embedding = embed_rows(patches, backbone, start, stop).float().numpy()
                 if center is not None:
                     embedding = embedding - center
                 embedding = embedding.astype(dtype)
                 handle.write(np.ascontiguousarray(embedding).tobytes())
-                state["rows_done"] = start + len(inputs)
+                state["rows_done"] = stop
                 if batch % CHECKPOINT_EVERY_BATCHES == 0:
                     checkpoint_build(handle, progress_path, state)
                 bar.update(task, completed=state["rows_done"])
@@ -195,10 +197,38 @@ def _center(
     center = np.zeros(dim, dtype=np.float32)
     if len(segments):
         with torch.no_grad():
-            first = backbone(segments.inputs(0, min(batch_rows, len(segments))))
+            first = embed_rows(segments, backbone, 0, min(batch_rows, len(segments)))
         center = first.double().mean(0).float().numpy()
     center.tofile(path)
     return center
+
+
+def embed_rows(cache: SegmentCache, backbone: nn.Module, start: int, stop: int) -> torch.Tensor:
+    """Embeddings [stop - start, D] of cache rows start..stop-1, as the backbone reads them."""
+    if getattr(backbone, "context", "segment") == "clip":
+        return _clip_context_rows(cache, backbone, start, stop)
+    inputs, lengths = cache.inputs(start, stop), cache.lengths(start, stop)
+    return backbone(inputs) if lengths is None else backbone(inputs, lengths)
+
+
+def _clip_context_rows(
+    cache: WaveformCache, backbone: nn.Module, start: int, stop: int
+) -> torch.Tensor:
+    """Each clip of the rows encoded whole (`backbone.embed_clip`), its rows' windows pooled
+    (rows are stored clip by clip, in clip order)."""
+    embedded = []
+    for clip in dict.fromkeys(cache.row_clip[start:stop].tolist()):
+        samples, starts = cache.clip_samples(clip)
+        first = int(np.searchsorted(cache.row_clip, clip, side="left"))
+        wanted = slice(max(start - first, 0), min(stop - first, len(starts)))
+        embedded.append(
+            backbone.embed_clip(
+                torch.from_numpy(np.array(samples)),
+                torch.from_numpy(starts[wanted]),
+                cache.grid.window,
+            )
+        )
+    return torch.cat(embedded)
 
 
 def build_or_open_embeddings(

@@ -114,6 +114,10 @@ class PatchCache:
         """Backbone input [rows, 1, 96, 64] of rows start..stop-1 (the embedding cache's build)."""
         return torch.from_numpy(np.array(self.patches[start:stop])).unsqueeze(1)
 
+    def lengths(self, start: int, stop: int) -> None:
+        """Every patch is whole: no valid lengths to pass (the waveform cache has them)."""
+        return None
+
     def __len__(self) -> int:
         return len(self.patches)
 

@@ -2,7 +2,8 @@
 
 Entry `<cache_dir>/<key>/`: `samples.f32` (every clip's span, segser.data.waveform.segments:
 its resampled samples then zeros to a whole number of hops past its last window, end to end),
-`index.npz` (row -> clip, segment number, window number on the hop grid) and `meta.json`. Row r
+`index.npz` (row -> clip, segment number, window number on the hop grid, valid samples: fewer
+in a zero-padded last segment) and `meta.json`. Row r
 is the window of `window` samples at `window[r] * hop`: a strided view of the file, so
 overlapping segments share their samples on disk and in memory. The key is the patch cache's
 (clips' files, segmentation, features, resampler); built, locked, checked and resumed after a
@@ -41,7 +42,7 @@ from segser.errors import BadClipError
 
 log = logging.getLogger("segser")
 
-WAVEFORM_FORMAT_VERSION = 1
+WAVEFORM_FORMAT_VERSION = 2  # 2: row_length
 PROGRESS_EVERY_CLIPS = 64
 
 
@@ -103,6 +104,7 @@ class WaveformCache:
     row_clip: np.ndarray  # [rows] int64, index into the clip table
     row_segment: np.ndarray  # [rows] int32, segment number within its clip
     row_window: np.ndarray  # [rows] int64, window number on the hop grid of `samples`
+    row_length: np.ndarray  # [rows] int32, the row's samples that are the clip's, not padding
     clip_ids: list[str]
     skipped: dict[str, str]
 
@@ -118,7 +120,7 @@ class WaveformCache:
             clip_ids, skipped = list(meta["clip_ids"]), dict(meta["skipped"])
         except (KeyError, TypeError, ValueError) as error:
             raise BrokenEntry(f"meta.json is incomplete ({error})") from error
-        names = {"row_clip": rows, "row_segment": rows, "row_window": rows}
+        names = {"row_clip": rows, "row_segment": rows, "row_window": rows, "row_length": rows}
         index = read_arrays(directory / "index.npz", names)
         samples = map_rows(directory / "samples.f32", length, (), np.float32)
         windows = len(window_views(samples, grid))
@@ -128,7 +130,7 @@ class WaveformCache:
         ):
             raise BrokenEntry("index.npz points past samples.f32")
         return cls(directory, samples, grid, index["row_clip"], index["row_segment"],
-                   index["row_window"], clip_ids, skipped)  # fmt: skip
+                   index["row_window"], index["row_length"], clip_ids, skipped)  # fmt: skip
 
     def rows(self) -> WaveformRows:
         """What the datamodule serves batches from."""
@@ -141,6 +143,18 @@ class WaveformCache:
     def inputs(self, start: int, stop: int) -> torch.Tensor:
         """Backbone input [rows, 1, window] of rows start..stop-1 (the embedding cache's build)."""
         return torch.from_numpy(self.rows()[np.arange(start, stop)]).unsqueeze(1)
+
+    def lengths(self, start: int, stop: int) -> torch.Tensor:
+        """Valid samples [rows] of rows start..stop-1 (the backbone pools only those)."""
+        return torch.from_numpy(self.row_length[start:stop].astype(np.int64))
+
+    def clip_samples(self, clip: int) -> tuple[np.ndarray, np.ndarray]:
+        """A clip's own samples (padding excluded) and its rows' starts within them: what a
+        clip-context backbone encodes at once."""
+        rows = np.flatnonzero(self.row_clip == clip)
+        starts = self.row_window[rows] * self.grid.hop
+        end = int(starts[-1] + self.row_length[rows[-1]])
+        return self.samples[int(starts[0]) : end], starts - starts[0]
 
     def __len__(self) -> int:
         return len(self.row_clip)
@@ -158,7 +172,7 @@ class WaveformCache:
 def _checkpointed_samples(state: dict, clips: int) -> int:
     rows = len(state["row_clip"])
     if not 0 <= state["clips_done"] <= clips or not (
-        rows == len(state["row_segment"]) == len(state["row_window"])
+        rows == len(state["row_segment"]) == len(state["row_window"]) == len(state["row_length"])
     ):
         raise BrokenEntry("progress.json does not fit the clip table")
     return int(state["samples"])
@@ -176,7 +190,7 @@ def _build(
     progress_path = partial / "progress.json"
     data_path = partial / "samples.f32"
     fresh = {"clips_done": 0, "samples": 0, "row_clip": [], "row_segment": [], "row_window": []}
-    fresh["skipped"] = {}
+    fresh |= {"row_length": [], "skipped": {}}
     state = resume_build(
         progress_path,
         data_path,
@@ -192,7 +206,8 @@ def _build(
         for index in range(state["clips_done"], len(clips)):
             clip = clips[index]
             try:
-                span, count = clip_span(load_audio(clip.path, rate).numpy(), rate, segmentation)
+                audio = load_audio(clip.path, rate).numpy()
+                span, count = clip_span(audio, rate, segmentation)
             except BadClipError as error:
                 skip_or_fail(error, clip.clip_id, on_bad_clip, handle, progress_path, state)
             else:
@@ -201,6 +216,8 @@ def _build(
                 state["row_clip"].extend([index] * count)
                 state["row_segment"].extend(range(count))
                 state["row_window"].extend(range(first_window, first_window + count))
+                starts = np.arange(count) * grid.hop
+                state["row_length"].extend(np.clip(len(audio) - starts, 0, grid.window).tolist())
                 state["samples"] += len(span)
             state["clips_done"] = index + 1
             if state["clips_done"] % PROGRESS_EVERY_CLIPS == 0:
@@ -212,6 +229,7 @@ def _build(
         row_clip=np.asarray(state["row_clip"], dtype=np.int64),
         row_segment=np.asarray(state["row_segment"], dtype=np.int32),
         row_window=np.asarray(state["row_window"], dtype=np.int64),
+        row_length=np.asarray(state["row_length"], dtype=np.int32),
     )
     meta = {
         "format_version": WAVEFORM_FORMAT_VERSION,

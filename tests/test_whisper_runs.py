@@ -1,0 +1,136 @@
+"""`backbone=whisper_tiny_en` as a user types it: train, evaluate and predict from the
+checkpoint, with the packaged pre-trained encoder and nothing downloaded."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from segser.config_checks import check_config
+from segser.data.feature_path import segment_lengths
+from segser.data.signal.audio import load_audio
+from segser.data.signal.segmentation import segment_waveform
+from segser.data.whisper.settings import WhisperSettings
+from segser.errors import SegserError
+from segser.evaluate import evaluate
+from segser.models.checkpoint import load_trained
+from segser.models.whisper import WhisperBackbone
+from segser.predict import predict
+from segser.train import train
+from tests.hydra_app import composed
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("whisper_data")
+
+
+def whisper_config(tmp_path: Path, data_dir: Path, *extra: str):
+    return composed(
+        "train",
+        [
+            "experiment=demo",
+            "backbone=whisper_tiny_en",
+            f"paths.data_dir={data_dir}",
+            f"paths.output_dir={tmp_path / 'outputs'}",
+            "dataset.num_clips=48",
+            "trainer.max_epochs=2",
+            "callbacks.progress_bar=null",
+            *extra,
+        ],
+    )
+
+
+def test_frozen_tiny_en_trains_evaluates_and_predicts(tmp_path: Path, data_dir: Path) -> None:
+    payload = train(whisper_config(tmp_path, data_dir, "backbone.freeze=true"), tmp_path / "run")
+    written = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    record = written["backbone"]
+    assert record["name"] == "whisper_tiny_en" and record["weights"] == "packaged"
+    assert "input=segment" in record["settings"] and record["frozen"] is True
+    packaged = WhisperBackbone(size="tiny.en")
+    packaged.load_weights("packaged")
+    from segser.data.cache.embeddings import weights_sha256
+
+    assert record["weights_sha256"] == weights_sha256(packaged)
+    assert written["config"]["features"] == {"kind": "whisper", "sample_rate_hz": 16000}
+    assert set(written["metrics"]) >= {"SA", "ACA", "SCA", "ALCA", "BCA", "UA", "WA"}
+
+    checkpoint = Path(payload["best_checkpoint"])
+    trained = load_trained(checkpoint)
+    assert isinstance(trained.model.backbone, WhisperBackbone)
+    assert trained.features == WhisperSettings()
+    cfg = composed("evaluate", [f"ckpt={checkpoint}", f"paths.data_dir={data_dir}"])
+    again = evaluate(cfg, tmp_path / "evaluate")
+    # train scored float16-cached embeddings, evaluate runs the encoder in float32
+    segment, clip = 1 / payload["num_test_segments"], 1 / payload["num_test_clips"]
+    assert abs(again["metrics"]["SA"] - payload["metrics"]["SA"]) <= segment + 1e-6
+    for name in ("ACA", "SCA", "ALCA", "BCA", "WA"):
+        assert abs(again["metrics"][name] - payload["metrics"][name]) <= clip + 1e-6
+
+    clip_path = sorted(data_dir.glob("demo-*/**/*.wav"))[0]
+    rows, errors = predict(checkpoint, [clip_path], tmp_path / "predict", 4, "cpu")
+    assert not errors and rows[0]["segments"] > 0
+    with open(tmp_path / "predict" / f"{clip_path.stem}.segments.csv") as handle:
+        probabilities = np.array(
+            [[float(r[k]) for k in r if k.startswith("p_")] for r in csv.DictReader(handle)]
+        )
+    audio = load_audio(clip_path, 16000)
+    segments = segment_waveform(audio, 16000, 1.0, 0.5, "pad")
+    lengths = segment_lengths(len(audio), np.arange(len(segments)) * 8000, 16000)
+    with torch.no_grad():
+        expected = trained.model(segments.unsqueeze(1), lengths).softmax(1).numpy()
+    np.testing.assert_allclose(probabilities, expected, atol=2e-5)
+
+
+def test_fine_tuning_trains_only_the_last_blocks(tmp_path: Path, data_dir: Path) -> None:
+    cfg = whisper_config(
+        tmp_path, data_dir, "backbone.freeze=false", "backbone.trainable_layers=1",
+        "trainer.max_epochs=1", "optimizer.lr=1e-3", "backbone.lr=1e-3",
+    )  # fmt: skip
+    before = WhisperBackbone(size="tiny.en")
+    before.load_weights("packaged")
+    payload = train(cfg, tmp_path / "run")
+    after = load_trained(payload["best_checkpoint"]).model.backbone
+    old, new = before.state_dict(), after.state_dict()
+    changed = {k for k in old if not torch.equal(old[k].float(), new[k].float())}
+    assert changed and all(".3." in k or "ln_post" in k for k in changed), changed
+
+
+@pytest.mark.parametrize(
+    ("overrides", "words"),
+    [
+        (["backbone.freeze=false", "backbone.net.context=clip"], "backbone.freeze=true"),
+        (["backbone.freeze=true", "backbone.net.context=clip", "segmentation.hop_seconds=1.5"],
+         "hop_seconds=1.5"),
+        (["features=waveform"], "features.kind=waveform contradicts backbone=whisper_tiny_en"),
+        (["backbone.net.embedding_layers=[6]"], "embedding_layers"),
+    ],
+)  # fmt: skip
+def test_bad_combinations_are_one_line_at_start(overrides: list[str], words: str) -> None:
+    cfg = composed("train", ["experiment=demo", "backbone=whisper_tiny_en", *overrides])
+    with pytest.raises(SegserError) as raised:
+        check_config(cfg)
+    assert words in str(raised.value) and "\n" not in str(raised.value)
+
+
+def test_clip_context_trains_and_evaluates_as_it_embedded(tmp_path: Path, data_dir: Path) -> None:
+    """context=clip: every clip encoded once for the cache; evaluate embeds the same way, so
+    its scores are the run's own test scores."""
+    cfg = whisper_config(
+        tmp_path, data_dir, "backbone.freeze=true", "backbone.net.context=clip",
+        "trainer.max_epochs=1",
+    )  # fmt: skip
+    payload = train(cfg, tmp_path / "run")
+    assert "context=clip" in payload["backbone"]["settings"]
+    entries = sorted(p.name for p in Path(cfg.paths.cache_dir).glob("*-whisperbackbone-*"))
+    assert entries, "the clip-context embeddings were not cached"
+    checkpoint = payload["best_checkpoint"]
+    cfg = composed("evaluate", [f"ckpt={checkpoint}", f"paths.data_dir={data_dir}"])
+    again = evaluate(cfg, tmp_path / "evaluate")
+    for name in ("SA", "ACA", "SCA", "ALCA", "BCA", "WA"):
+        assert again["metrics"][name] == pytest.approx(payload["metrics"][name], abs=1e-9)
