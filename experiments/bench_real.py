@@ -6,8 +6,11 @@ validation speaker drawn from the training ones). Rows: the classic peer (eGeMAP
 linear SVM and + RBF SVM, clip-level), the shipped recipe (`experiment=real_speech`), and the
 recipe with one lever switched off per row. Every segser row reports the paper's mean-logits
 clip decision (ALCA = WA, UA) and the attention-pooling head's own decision (pooled UA / WA).
-Prints one Markdown table of mean +- sample std over folds, the recipe's confusion matrix per
-corpus (summed over folds) and the time of each run, and writes them to --out.
+Prints one Markdown table of mean +- sample std over folds (and seeds, --seeds 0,1,2), the
+recipe's confusion matrix per corpus (summed over folds) and the time of each run, and a table
+of each lever's effect on UA per seed against the fold-to-fold spread, and writes them to --out.
+The recipe row is a development estimate: the search that chose the recipe used these same
+speakers and folds.
 """
 
 from __future__ import annotations
@@ -48,7 +51,7 @@ CORPORA = (
     Corpus("EmoDB (emodb-2s)", "emodb", SHARED / "emodb-2s", 4),
     Corpus("RAVDESS-dev (actors 01-12)", "ravdess", SHARED / "ravdess-dev", 3),
 )
-RECIPE = "recipe (experiment=real_speech)"
+RECIPE = "recipe (experiment=real_speech; development estimate)"
 WHISPER = ("backbone=whisper_tiny_en", "augment.masks=null")
 # One lever switched off per row (conf/experiment/real_speech.yaml turns each on).
 ROWS: dict[str, tuple[str, ...]] = {
@@ -95,12 +98,15 @@ def shared_overrides(corpus: Corpus) -> list[str]:
             f"split.num_folds={corpus.num_folds}"]  # fmt: skip
 
 
-def run_segser(corpus: Corpus, extra: tuple[str, ...], fold: int, args, work: Path) -> dict:
+def run_segser(
+    corpus: Corpus, extra: tuple[str, ...], fold: int, args, work: Path, seed: int = 0
+) -> dict:
     """Train and test the recipe (with `extra` overrides) on one fold; test metrics + time."""
     overrides = [
         "experiment=real_speech",
         *shared_overrides(corpus),
         f"split.fold={fold}",
+        f"seed={seed}",
         f"paths.cache_dir={work / 'cache'}",
         "+trainer.enable_model_summary=false",
         "+trainer.enable_progress_bar=false",
@@ -108,12 +114,12 @@ def run_segser(corpus: Corpus, extra: tuple[str, ...], fold: int, args, work: Pa
         *extra,
     ]
     cfg = composed("train", overrides)
-    name = "_".join([corpus.dataset, *extra, f"fold{fold}"]).replace("/", "-")
+    name = "_".join([corpus.dataset, *extra, f"fold{fold}", f"seed{seed}"]).replace("/", "-")
     tic = time.perf_counter()
     payload = train(cfg, work / "runs" / name)
     return {**payload["metrics"], "seconds": time.perf_counter() - tic,
             "confusion": np.asarray(payload["confusion_matrix"]),
-            "speaker_norm": payload["speaker_norm"]}  # fmt: skip
+            "speaker_norm": payload["speaker_norm"], "fold": fold, "seed": seed}  # fmt: skip
 
 
 def mean_std(values: list[float]) -> str:
@@ -131,6 +137,29 @@ def table(results: dict[tuple[str, str], list[dict]]) -> str:
         seconds = [r["seconds"] for r in runs if "seconds" in r]
         timing = f"{statistics.fmean(seconds):.0f} (max {max(seconds):.0f})" if seconds else "-"
         lines.append(f"| {corpus} | {name} | " + " | ".join(cells) + f" | {timing} |")
+    return "\n".join(lines)
+
+
+def lever_table(results: dict[tuple[str, str], list[dict]]) -> str:
+    """Each lever row's UA minus the recipe's, paired by fold and seed: the mean per seed, the
+    fold-to-fold spread (sample std of the paired differences within a seed, averaged), and
+    whether switching it off lowered UA at every seed by more than that spread."""
+    header = "| corpus | lever | UA change per seed | fold spread | beyond the spread, every seed |"
+    lines = [header, "|---|---|---|---|---|"]
+    for (corpus, name), runs in results.items():
+        recipe = {(r["seed"], r["fold"]): r["UA"] for r in results.get((corpus, RECIPE), [])}
+        if name == RECIPE or not recipe or "fold" not in (runs[0] if runs else {}):
+            continue
+        seeds = sorted({r["seed"] for r in runs})
+        change = {s: [r["UA"] - recipe[(s, r["fold"])] for r in runs if r["seed"] == s]
+                  for s in seeds}  # fmt: skip
+        means = [statistics.fmean(change[s]) for s in seeds]
+        spreads = [statistics.stdev(change[s]) for s in seeds if len(change[s]) > 1]
+        spread = statistics.fmean(spreads) if spreads else float("nan")
+        beyond = all(m < -spread for m in means) and len(seeds) > 1
+        per_seed = ", ".join(f"{m:+.3f}" for m in means)
+        verdict = "yes" if beyond else "no" if len(seeds) > 1 else "one seed only"
+        lines.append(f"| {corpus} | {name} | {per_seed} | {spread:.3f} | {verdict} |")
     return "\n".join(lines)
 
 
@@ -152,10 +181,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", default="", help="only rows whose name contains this")
     parser.add_argument("--corpora", default="", help="only corpora whose name contains this")
     parser.add_argument("--fine-tune", action="store_true", help="add the fine-tuning row")
+    parser.add_argument("--seeds", default="0", help="comma-separated seeds, each on every fold")
     args = parser.parse_args(argv)
     logging.getLogger("lightning").setLevel(logging.ERROR)
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
     work = args.work or Path(tempfile.mkdtemp(prefix="bench_real-"))
+    seeds = [int(s) for s in args.seeds.split(",")]
     started = time.perf_counter()
     results: dict[tuple[str, str], list[dict]] = {}
     notes = []
@@ -177,10 +208,10 @@ def main(argv: list[str] | None = None) -> int:
             if args.rows.lower() not in name.lower():
                 continue
             runs = results[(corpus.name, name)] = []
-            for fold in folds:
-                runs.append(run_segser(corpus, extra, fold, args, work))
+            for seed, fold in ((s, f) for s in seeds for f in folds):
+                runs.append(run_segser(corpus, extra, fold, args, work, seed))
                 last = runs[-1]
-                print(f"{corpus.name} / {name} / fold {fold}: UA {last['UA']:.3f} WA "
+                print(f"{corpus.name} / {name} / seed {seed} fold {fold}: UA {last['UA']:.3f} WA "
                       f"{last['WA']:.3f} pooled {last['pooled_UA']:.3f} / "
                       f"{last['pooled_WA']:.3f} ({last['seconds']:.0f} s)", flush=True)  # fmt: skip
                 args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -190,12 +221,16 @@ def main(argv: list[str] | None = None) -> int:
     minutes = (time.perf_counter() - started) / 60
     text = table(results)
     text += (
-        "\n\nmean ± sample std over speaker folds. UA/WA: the mean-logits clip decision (WA ="
+        f"\n\nmean ± sample std over speaker folds (x seeds {args.seeds}). The recipe row is a"
+        " development estimate: the search that chose the recipe used these speakers and folds."
+        " UA/WA: the mean-logits clip decision (WA ="
         " ALCA); pooled_UA/WA: the attention-pooling head's decision; peers: clip-level only."
         " Every segser row uses speaker normalisation (test speakers' unlabelled audio) unless"
         " its name says it is off.\n\n" + "\n\n".join(notes)
     )
-    text += f"\n\nCommand: python experiments/bench_real.py{' --quick' if args.quick else ''}; "
+    text += "\n\nEach lever switched off, UA against the recipe:\n\n" + lever_table(results)
+    command = f"python experiments/bench_real.py{' --quick' if args.quick else ''}"
+    text += f"\n\nCommand: {command} --seeds {args.seeds}; "
     text += f"{minutes:.1f} min.\n"
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text)

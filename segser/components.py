@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from hydra.utils import instantiate
+from hydra.utils import get_object, instantiate
 from lightning.pytorch import Callback
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import Logger
@@ -50,6 +51,18 @@ def read_corpus(dataset: DictConfig) -> list[Clip]:
     return clips
 
 
+def unlabelled_clips(dataset: DictConfig, clips: list[Clip]) -> list[Clip]:
+    """The corpus's other clips of the same speakers (emotion codes outside the label map), for
+    per-speaker statistics; none for a reader that cannot list them (a manifest)."""
+    reader = get_object(dataset.reader._target_)
+    if "keep_unmapped" not in inspect.signature(reader).parameters:
+        return []
+    known = {clip.clip_id for clip in clips}
+    speakers = {clip.speaker for clip in clips}
+    every = instantiate(dataset.reader, _partial_=True)(keep_unmapped=True)
+    return [c for c in every if c.clip_id not in known and c.speaker in speakers]
+
+
 def feature_settings(cfg: DictConfig) -> FeatureSettings:
     return settings_from(OmegaConf.to_container(cfg.features, resolve=True))
 
@@ -70,6 +83,7 @@ def build_datamodule(
     """`backbone`: the model's; with backbone.freeze=true (and data.cache_embeddings) the
     datamodule serves its embeddings, computed once and cached, instead of patches.
     `split`: the clips to use, instead of cfg.split's (evaluate's run's own test clips)."""
+    speaker_norm = bool(cfg.data.get("speaker_norm", False))
     clip_context = getattr(backbone, "context", "segment") == "clip"  # embedded clip by clip
     frozen = backbone is not None and (
         clip_context
@@ -91,8 +105,9 @@ def build_datamodule(
         device=cfg.data.get("device", "auto"),
         split_file=split_file,
         frozen_backbone=backbone if frozen else None,
-        speaker_norm=bool(cfg.data.get("speaker_norm", False)),
+        speaker_norm=speaker_norm,
         augment=augment_settings(_plain(cfg.get("augment"))),
+        speaker_clips=unlabelled_clips(cfg.dataset, clips) if speaker_norm and frozen else [],
     )
 
 

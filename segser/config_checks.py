@@ -62,6 +62,8 @@ RULES = (
     Rule("data.on_bad_clip", "fail or skip", lambda v: v in ("fail", "skip")),
     Rule("split.val_fraction", "a number in (0, 1)", lambda v: _number(v) and 0 < v < 1),
     Rule("split.fold", "an integer >= 1", lambda v: _integer(v) and v >= 1),
+    Rule("split.val_speakers", "an integer >= 1", lambda v: _integer(v) and v >= 1),
+    Rule("clip_pooling.folds", "an integer >= 2", lambda v: _integer(v) and v >= 2),
     Rule("monitor.mode", "min or max", lambda v: v in ("min", "max")),
     Rule(
         "trainer.max_epochs",

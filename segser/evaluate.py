@@ -131,6 +131,9 @@ def evaluate(
             for key in dataset_overrides:  # the user's own values, from the command line
                 OmegaConf.update(stored, key, OmegaConf.select(cfg.dataset, key), merge=False)
             cfg.dataset = stored
+        # The run's own rule: each speaker of the tested corpus standardised with their own
+        # statistics (all their clips), on the frozen backbone's cached embeddings.
+        cfg.data.speaker_norm = trained.speaker_norm is not None
     L.seed_everything(cfg.seed, workers=True)
     clips = read_corpus(cfg.dataset)
     if other_corpus:
@@ -146,12 +149,12 @@ def evaluate(
         return ClipSplit([], [], test, description)
 
     # cfg now holds the checkpoint's classes, segmentation and features (above)
-    # a clip-context backbone is scored as it trained: clips encoded whole, embeddings cached
-    context = (
-        trained.model.backbone if getattr(trained.model.backbone, "context", "") == "clip" else None
-    )
+    # a clip-context backbone is scored as it trained: clips encoded whole, embeddings cached;
+    # a speaker_norm run's embeddings are cached too, to be standardised per speaker
+    clip_context = getattr(trained.model.backbone, "context", "") == "clip"
+    backbone = trained.model.backbone if clip_context or trained.speaker_norm else None
     datamodule = build_datamodule(
-        cfg, clips, out_dir / "split.json", backbone=context, split=given_split
+        cfg, clips, out_dir / "split.json", backbone=backbone, split=given_split
     )
     datamodule.setup()
     if not datamodule.split.test:

@@ -211,11 +211,20 @@ def save_test_results(
         datasets = {**datamodule.datasets, "train": datamodule.clean_train}
         pooled = pooled_clip_results(model, datasets, len(cfg.classes), pooling, cfg.seed)
         validation.update({f"pooled_{k}": pooled["val"][k] for k in ("UA", "WA")})
+    speaker_norm = bool(cfg.data.get("speaker_norm", False))
+    statistics = {
+        "speaker_statistics": {
+            "from": "every clip the corpus has of each speaker: train, val and test clips and "
+            "the clips of emotions outside the classes (unlabelled)",
+            "clips_outside_the_classes": len(getattr(datamodule, "speaker_clips", [])),
+        }
+    }
     payload = metrics_payload(
         model.test_results,
         list(cfg.classes),
         validation=validation,
-        speaker_norm=bool(cfg.data.get("speaker_norm", False)),
+        speaker_norm=speaker_norm,
+        **(statistics if speaker_norm else {}),
         pooled_clip_decision=pooled["test"] if pooled else None,
         num_test_clips=len(datamodule.split.test),
         num_test_segments=len(rows),

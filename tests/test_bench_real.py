@@ -62,3 +62,39 @@ def test_frozen_yamnet_beats_chance_clearly_on_unseen_emodb_speakers(tmp_path: P
     # chance is 0.25 (UA) and the majority class (angry) is under 0.4 of the test clips
     assert metrics["metrics"]["UA"] > 0.5
     assert metrics["metrics"]["WA"] > 0.5
+
+
+def test_the_recipe_row_is_called_a_development_estimate_in_the_bench_and_readme() -> None:
+    """Issue 26.5: the search that chose the recipe used the bench's own speakers and folds."""
+    sys.path.insert(0, str(REPO / "experiments"))
+    from bench_real import RECIPE
+
+    assert "development estimate" in RECIPE
+    readme = (REPO / "README.md").read_text()
+    results = readme[readme.index("**The real-speech recipe on unseen speakers") :]
+    header = " ".join(results[: results.index("| corpus |")].split())
+    assert "development estimate" in header
+    assert f"| {RECIPE} |" in results
+
+
+def test_a_lever_helps_only_below_the_fold_spread_at_every_seed() -> None:
+    """A lever 'helps' when switching it off lowers UA by more than the fold-to-fold spread of
+    the paired differences, at every seed; one seed or a change within the spread does not."""
+    sys.path.insert(0, str(REPO / "experiments"))
+    from bench_real import RECIPE, lever_table
+
+    def runs(ua_by_seed: dict[int, list[float]]) -> list[dict]:
+        return [
+            {"UA": ua, "seed": seed, "fold": fold + 1}
+            for seed, values in ua_by_seed.items()
+            for fold, ua in enumerate(values)
+        ]
+
+    recipe = runs({0: [0.80, 0.70, 0.90], 1: [0.82, 0.72, 0.88]})
+    clear = runs({0: [0.70, 0.61, 0.79], 1: [0.71, 0.60, 0.79]})  # -0.1 every fold
+    noisy = runs({0: [0.85, 0.60, 0.88], 1: [0.70, 0.75, 0.90]})  # mean lower, spread larger
+    results = {("c", RECIPE): recipe, ("c", "- clear"): clear, ("c", "- noisy"): noisy}
+    rows = {line.split(" | ")[1]: line for line in lever_table(results).splitlines()[2:]}
+    assert rows["- clear"].endswith("| yes |") and rows["- noisy"].endswith("| no |")
+    one_seed = {key: [r for r in value if r["seed"] == 0] for key, value in results.items()}
+    assert lever_table(one_seed).splitlines()[2].endswith("| one seed only |")

@@ -128,6 +128,8 @@ RANGES = [
     (["split=loso"], "split.val_fraction", [0.001, 0.5, 0.999], [0, 1, -0.1]),
     (["split=loso"], "split.fold", [1, 3, 5], [0, 6, -1]),
     (["split=speaker_folds"], "split.fold", [1, 4], [0, 5]),
+    (["split=speaker"], "split.val_speakers", [1, 3], [0, -1, 1.5]),
+    (["clip_pooling=attention"], "clip_pooling.folds", [2, 5], [1, 0, 2.5]),
     (["split=speaker_folds", "split.num_folds=6"], "split.fold", [1, 6], [0, 7]),
     (["split=loso", "dataset.num_sessions=3"], "split.fold", [1, 3], [0, 4]),
     (

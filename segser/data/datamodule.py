@@ -25,7 +25,12 @@ from segser.data.cache.waveforms import WaveformCache
 from segser.data.corpora.clips import Clip
 from segser.data.features import FeatureSettings, feature_path
 from segser.data.signal.segmentation import SegmentationSettings
-from segser.data.speaker_norm import speaker_statistics, standardize_by_speaker
+from segser.data.speaker_norm import (
+    RowPart,
+    speaker_statistics,
+    standardize_by_speaker,
+    training_statistics,
+)
 from segser.data.splits import ClipSplit, SplitFunction
 from segser.errors import SegserError
 
@@ -87,12 +92,15 @@ class SegmentDataModule(L.LightningDataModule):
         device: str = "auto",
         speaker_norm: bool = False,
         augment: AugmentSettings | None = None,
+        speaker_clips: Sequence[Clip] = (),
     ) -> None:
         """`frozen_backbone`: serve its cached embeddings instead of patches (computed once).
         `device`: where batches are served from. cuda keeps each split resident on the GPU;
         auto does so when the trainer runs on a GPU and the split fits, else pinned CPU batches.
         `speaker_norm`: standardize each speaker's embeddings with that speaker's statistics
         (segser.data.speaker_norm; test speakers' unlabelled audio included; frozen only).
+        `speaker_clips`: more audio of the corpus's speakers (emotions outside the classes),
+        used only for their statistics.
         `augment`: add augmented passes of the training clips (segser.data.augment.passes)."""
         super().__init__()
         self.clips = list(clips)
@@ -127,6 +135,8 @@ class SegmentDataModule(L.LightningDataModule):
                 "backbone.freeze=true (and data.cache_embeddings=true)"
             )
         self.speaker_norm = speaker_norm
+        self.speaker_clips = list(speaker_clips)
+        self.training_statistics: tuple[np.ndarray, np.ndarray] | None = None  # checkpointed
         self.augment = augment
         self.cache: PatchCache | WaveformCache | None = None
         self.embeddings: EmbeddingCache | None = None
@@ -175,10 +185,12 @@ class SegmentDataModule(L.LightningDataModule):
         speakers = np.array([c.speaker for c in self.clips])
         stats = None
         if self.speaker_norm:
-            # Standardizing removes float16 storage's per-column center: use the stored rows.
-            stored = self.embeddings.embeddings
-            stats = speaker_statistics(stored, speakers[self.cache.row_clip])
-            inputs = standardize_by_speaker(stored, speakers[self.cache.row_clip], stats)
+            labelled = (self.embeddings.embeddings, speakers[self.cache.row_clip])
+            labelled += (self.embeddings.center,)
+            stats = speaker_statistics([labelled, *self._unlabelled_rows()])
+            inputs = standardize_by_speaker(*labelled[:2], stats, labelled[2])
+            trained = sorted({self.clips[i].speaker for i in self.split.train})
+            self.training_statistics = training_statistics(stats, trained) if trained else None
         for name in ("train", "val", "test"):
             rows = self.cache.rows_for_clips(getattr(self.split, name))
             self.datasets[name] = SegmentDataset(self.cache, rows, self.clip_labels, inputs)
@@ -190,8 +202,19 @@ class SegmentDataModule(L.LightningDataModule):
             "/".join(str(len(self.datasets[n])) for n in ("train", "val", "test")),
         )
 
-    def _open_cache(self) -> PatchCache | WaveformCache:
-        return self.path.open_cache(self.clips, self.cache_dir, self.segmentation, self.on_bad_clip)
+    def _unlabelled_rows(self) -> list[RowPart]:
+        """The speaker clips' embeddings (cached like the labelled ones), for statistics only."""
+        if not self.speaker_clips:
+            return []
+        cache = self._open_cache(self.speaker_clips)
+        embeddings = build_or_open_embeddings(cache, self.frozen_backbone)
+        speakers = np.array([c.speaker for c in self.speaker_clips])[cache.row_clip]
+        return [(embeddings.embeddings, speakers, embeddings.center)]
+
+    def _open_cache(self, clips: Sequence[Clip] | None = None) -> PatchCache | WaveformCache:
+        """The segment cache of `clips` (default: the labelled clips) on the features' path."""
+        clips = self.clips if clips is None else clips
+        return self.path.open_cache(clips, self.cache_dir, self.segmentation, self.on_bad_clip)
 
     def _with_augmented_rows(
         self, inputs: np.ndarray | MappedRows | None, speakers: np.ndarray, stats: dict | None

@@ -146,9 +146,10 @@ def loso_split(clips: Sequence[Clip], fold: int, val_fraction: float, seed: int)
 
 
 def speaker_split(
-    clips: Sequence[Clip], test_speakers: Sequence[str], val_fraction: float, seed: int
+    clips: Sequence[Clip], test_speakers: Sequence[str], val_speakers: int, seed: int
 ) -> ClipSplit:
-    """Hold out the named speakers for test; the rest train and validate."""
+    """Hold out the named speakers for test; `val_speakers` whole speakers of the rest, drawn
+    with `seed`, validate (as the search and bench-real do); the others train."""
     # `split.test_speakers=[03,08]` reaches us as ints: match numeric ids by value.
     by_key = {_speaker_order(c.speaker): c.speaker for c in clips}
     named = {_speaker_order(str(s)): str(s) for s in test_speakers}
@@ -159,10 +160,37 @@ def speaker_split(
         raise SegserError(
             f"split.test_speakers names unknown speakers {sorted(unknown)}; known: {known}."
         )
-    description = {"name": "speaker", "test_speakers": list(test_speakers), "seed": seed}
-    return _held_out_split(
-        clips, [c.speaker in set(test_speakers) for c in clips], val_fraction, seed, description
-    )
+    rest = sorted({c.speaker for c in clips} - set(test_speakers), key=_speaker_order)
+    val_set = _validation_speakers(rest, val_speakers, seed, "split.test_speakers")
+    description = {
+        "name": "speaker",
+        "test_speakers": list(test_speakers),
+        "val_speakers": sorted(val_set, key=_speaker_order),
+        "seed": seed,
+    }
+    return _speaker_sets(clips, set(test_speakers), val_set, description)
+
+
+def _validation_speakers(rest: Sequence[str], count: int, seed: int, held_out: str) -> set[str]:
+    """`count` of the training speakers `rest` (in speaker order), drawn with `seed`."""
+    if not 1 <= count < len(rest):
+        raise SegserError(
+            f"split.val_speakers={count} needs 1..{len(rest) - 1}: {held_out} leaves "
+            f"{len(rest)} training speakers. Lower split.val_speakers or hold out fewer."
+        )
+    drawn = np.random.default_rng(seed).choice(len(rest), size=count, replace=False)
+    return {rest[i] for i in drawn}
+
+
+def _speaker_sets(
+    clips: Sequence[Clip], test: set[str], val: set[str], description: dict
+) -> ClipSplit:
+    """Each clip to the set of its speaker: test, val, or else train."""
+    sets: dict[str, list[int]] = {"train": [], "val": [], "test": []}
+    for index, clip in enumerate(clips):
+        part = "test" if clip.speaker in test else "val" if clip.speaker in val else "train"
+        sets[part].append(index)
+    return ClipSplit(sets["train"], sets["val"], sets["test"], description).checked()
 
 
 def _speaker_order(speaker: str) -> tuple[int, str]:
@@ -194,19 +222,7 @@ def speaker_folds_split(
         raise SegserError(f"split.fold={fold} is out of range. Use split.fold=1..{num_folds}.")
     test_speakers = [s for s, k in folds.items() if k == fold]
     rest = [s for s, k in folds.items() if k != fold]
-    if not 1 <= val_speakers < len(rest):
-        raise SegserError(
-            f"split.val_speakers={val_speakers} needs 1..{len(rest) - 1}: fold {fold} leaves "
-            f"{len(rest)} training speakers. Lower split.val_speakers or split.num_folds."
-        )
-    drawn = np.random.default_rng(seed).choice(len(rest), size=val_speakers, replace=False)
-    val_set = {rest[i] for i in drawn}
-    part = {s: "test" for s in test_speakers} | {
-        s: "val" if s in val_set else "train" for s in rest
-    }
-    sets: dict[str, list[int]] = {"train": [], "val": [], "test": []}
-    for index, clip in enumerate(clips):
-        sets[part[clip.speaker]].append(index)
+    val_set = _validation_speakers(rest, val_speakers, seed, f"fold {fold}")
     description = {
         "name": "speaker_folds",
         "fold": fold,
@@ -215,7 +231,7 @@ def speaker_folds_split(
         "val_speakers": sorted(val_set, key=_speaker_order),
         "seed": seed,
     }
-    return ClipSplit(sets["train"], sets["val"], sets["test"], description).checked()
+    return _speaker_sets(clips, set(test_speakers), val_set, description)
 
 
 __all__ = [

@@ -34,6 +34,8 @@ MODEL_KEYS: dict[str, type] = {
     "features": dict,
 }
 RUN_KEY = "segser_run"  # the checkpoint entry that records the run's corpus and split
+# data.speaker_norm=true: the training statistics (segser.data.speaker_norm), float32 tensors
+SPEAKER_NORM_KEY = "segser_speaker_norm"
 SETS = ("train", "val", "test")
 FIX = "Pass a .ckpt written by `python -m segser.train` (RUN_DIR/checkpoints/best.ckpt)."
 _INTERPOLATION = re.compile(r"(\\*)\$\{")
@@ -49,6 +51,16 @@ class RunRecord:
 
 
 @dataclass(frozen=True)
+class SpeakerNorm:
+    """A data.speaker_norm=true run's stand-in statistics for a speaker without enough audio:
+    the training speakers' mean of means and root mean variance, per embedding dimension."""
+
+    mean: torch.Tensor  # [D], float32
+    std: torch.Tensor  # [D], float32, > 0
+    speakers: list[str]  # the training speakers they summarise
+
+
+@dataclass(frozen=True)
 class TrainedModel:
     """A checkpoint's model with the input pipeline it was trained on."""
 
@@ -59,6 +71,7 @@ class TrainedModel:
     features: FeatureSettings
     epochs_trained: int
     run: RunRecord | None
+    speaker_norm: SpeakerNorm | None = None  # set for a data.speaker_norm=true run
 
 
 class RunRecorder(L.Callback):
@@ -75,13 +88,17 @@ class RunRecorder(L.Callback):
         checkpoint[RUN_KEY] = {
             "dataset": self.dataset,
             "split": dict(split.description),
-            # per-speaker statistics are not in the checkpoint: load_trained refuses such runs
             "speaker_norm": bool(getattr(datamodule, "speaker_norm", False)),
             "clips": {
                 name: {clips[i].clip_id: clips[i].label for i in getattr(split, name)}
                 for name in SETS
             },
         }
+        statistics = getattr(datamodule, "training_statistics", None)
+        if checkpoint[RUN_KEY]["speaker_norm"] and statistics is not None:
+            mean, std = (torch.as_tensor(v, dtype=torch.float32) for v in statistics)
+            speakers = sorted({clips[i].speaker for i in split.train})
+            checkpoint[SPEAKER_NORM_KEY] = {"mean": mean, "std": std, "speakers": speakers}
 
 
 def literal(value: Any) -> Any:
@@ -198,13 +215,9 @@ def load_trained(path: str | Path) -> TrainedModel:
     where = str(path)
     checkpoint = read_checkpoint(path)
     stored_run = checkpoint.get(RUN_KEY)
+    speaker_norm = None
     if isinstance(stored_run, dict) and stored_run.get("speaker_norm") is True:
-        raise SegserError(
-            f"{where}: trained with data.speaker_norm=true, whose inputs are standardised per "
-            "speaker at training time; evaluate and predict do not do that yet, so they would "
-            "score unnormalised inputs. Its test scores are in the run's metrics.json; retrain "
-            "with data.speaker_norm=false for a checkpoint to evaluate or predict with"
-        )
+        speaker_norm = speaker_norm_record(checkpoint, where)
     hyper_parameters = _entry(checkpoint, "hyper_parameters", dict, where)
     config = plain_data(
         _entry(hyper_parameters, "model_config", dict, where), f"{where}: model_config"
@@ -227,6 +240,11 @@ def load_trained(path: str | Path) -> TrainedModel:
         raise SegserError(
             f"{where}: cannot rebuild its model ({type(error).__name__}: {first}). {FIX}"
         ) from error
+    if speaker_norm is not None and len(speaker_norm.mean) != model.backbone.embedding_dim:
+        raise SegserError(
+            f"{where}: {SPEAKER_NORM_KEY} has {len(speaker_norm.mean)} numbers for embeddings of "
+            f"{model.backbone.embedding_dim}. {FIX}"
+        )
     epoch = checkpoint.get("epoch")
     return TrainedModel(
         model=model.eval(),
@@ -236,7 +254,32 @@ def load_trained(path: str | Path) -> TrainedModel:
         features=features,
         epochs_trained=epoch + 1 if isinstance(epoch, int) else 0,
         run=run_record(checkpoint, where),
+        speaker_norm=speaker_norm,
     )
+
+
+def speaker_norm_record(checkpoint: dict[str, Any], where: str) -> SpeakerNorm:
+    """The stored training statistics of a data.speaker_norm=true run, checked."""
+    stored = checkpoint.get(SPEAKER_NORM_KEY)
+    mean = stored.get("mean") if isinstance(stored, dict) else None
+    std = stored.get("std") if isinstance(stored, dict) else None
+    speakers = stored.get("speakers") if isinstance(stored, dict) else None
+    if not (
+        isinstance(mean, torch.Tensor)
+        and isinstance(std, torch.Tensor)
+        and mean.dim() == 1
+        and mean.shape == std.shape
+        and bool(torch.isfinite(mean).all())
+        and bool((std > 0).all() and torch.isfinite(std).all())
+        and isinstance(speakers, list)
+        and all(isinstance(s, str) for s in speakers)
+    ):
+        raise SegserError(
+            f"{where}: trained with data.speaker_norm=true but lacks valid {SPEAKER_NORM_KEY} "
+            "(training statistics: 1-D finite mean, positive std, speaker list); an older "
+            "segser wrote it. Retrain it with this segser"
+        )
+    return SpeakerNorm(mean.float(), std.float(), list(speakers))
 
 
 def load_classifier(path: str | Path) -> SegmentEmotionClassifier:

@@ -3,9 +3,14 @@
 The paper decides a clip from its segments by fixed rules (ALCA: mean of the logits). This
 head learns the decision instead: each segment's hidden features h_t (the trained segment
 head up to its last layer) get a weight a_t = softmax_t(w . tanh(W h_t)), and a linear layer
-classifies sum_t a_t h_t (Ilse et al., 2018). It trains after the segment head, on the training
-clips' labels, full batch, and keeps the epoch with the lowest validation clip loss. Its clip
-decision is reported as its own accuracy (`pooled_UA`, `pooled_WA` in metrics.json).
+classifies sum_t a_t h_t (Ilse et al., 2018). It trains after the segment head, full batch.
+
+Cross-fitted: the segment head's features of its own training clips are over-confident, so the
+pooling is fit on clips the head never trained on, the validation clips, in `folds` stratified
+folds: each fold's pooling trains on the other folds and keeps the epoch with the lowest loss on
+its own. A validation clip is scored by the pooling that did not train on it (out of fold); a
+test clip by the mean logits of all of them. Its clip decision is reported as its own accuracy
+(`pooled_UA`, `pooled_WA` in metrics.json).
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch import Tensor, nn
+
+from segser.errors import SegserError
 
 
 @dataclass(frozen=True)
@@ -28,6 +35,7 @@ class PoolingSettings:
     max_epochs: int = 300
     patience: int = 30
     dropout: float = 0.2
+    folds: int = 5  # cross-fitting folds of the validation clips (fewer if there are fewer)
 
 
 @dataclass
@@ -146,23 +154,57 @@ def segment_features(model: nn.Module, rows, batch_size: int = 256) -> tuple[Ten
     return torch.cat(features), rows.labels, rows.clips
 
 
+def subset(clips: ClipBags, chosen: Tensor) -> ClipBags:
+    """The bags at positions `chosen`."""
+    return ClipBags(
+        *(t[chosen] for t in (clips.features, clips.mask, clips.labels, clips.clip_ids))
+    )
+
+
+def stratified_folds(labels: Tensor, folds: int, seed: int) -> Tensor:
+    """Fold (0..folds-1) of each clip: each label's clips shuffled with `seed`, dealt in turn."""
+    generator = torch.Generator().manual_seed(seed)
+    fold = torch.empty(len(labels), dtype=torch.long)
+    start = 0
+    for label in torch.unique(labels):
+        members = torch.nonzero(labels == label).flatten()
+        members = members[torch.randperm(len(members), generator=generator)]
+        fold[members] = (torch.arange(len(members)) + start) % folds
+        start += len(members)
+    return fold
+
+
 def pooled_clip_results(
     model: nn.Module, datasets: dict, num_classes: int, settings: PoolingSettings, seed: int
 ) -> dict[str, dict]:
-    """Fit attention pooling on the training clips; its UA/WA on the validation and test clips."""
-    split = {name: bags(*segment_features(model, datasets[name])) for name in datasets}
+    """Cross-fit attention pooling on the validation clips (never the training clips); its UA/WA
+    on the validation clips (out of fold) and the test clips (mean of the folds' logits)."""
+    split = {name: bags(*segment_features(model, datasets[name])) for name in ("val", "test")}
+    fit = split["val"]
+    folds = min(settings.folds, len(fit.labels))
+    if folds < 2:
+        raise SegserError(
+            "clip_pooling is cross-fitted on the validation clips and needs at least 2 of them "
+            f"(found {len(fit.labels)}). Use a split with more validation clips, or "
+            "clip_pooling=none"
+        )
     weights = None
     if getattr(model, "class_weighted_loss", False):
-        counts = torch.bincount(split["train"].labels, minlength=num_classes).double()
+        counts = torch.bincount(fit.labels, minlength=num_classes).double()
         weights = (counts.sum() / (num_classes * counts.clamp_min(1))).float()
-    pooling = fit_attention_pooling(
-        split["train"], split["val"], num_classes, settings, weights, seed
-    )
-    results = {}
-    with torch.no_grad():
-        for name in ("val", "test"):
-            logits = pooling(split[name].features, split[name].mask)
-            results[name] = clip_accuracy(
-                logits.argmax(1).numpy(), split[name].labels.numpy(), num_classes
-            )
-    return results
+    fold = stratified_folds(fit.labels, folds, seed)
+    out_of_fold = torch.zeros(len(fit.labels), num_classes)
+    test_logits = torch.zeros(len(split["test"].labels), num_classes)
+    for k in range(folds):
+        held = fold == k
+        pooling = fit_attention_pooling(
+            subset(fit, ~held), subset(fit, held), num_classes, settings, weights, seed + k
+        )
+        with torch.no_grad():
+            out_of_fold[held] = pooling(fit.features[held], fit.mask[held])
+            test_logits += pooling(split["test"].features, split["test"].mask) / folds
+    logits = {"val": out_of_fold, "test": test_logits}
+    return {
+        name: clip_accuracy(logits[name].argmax(1).numpy(), split[name].labels.numpy(), num_classes)
+        for name in ("val", "test")
+    }

@@ -33,33 +33,13 @@ from segser.data.signal.segmentation import count_segments
 from segser.data.signal.stream import find_audio, stream_segments
 from segser.entry import output_root
 from segser.errors import SegserError
-from segser.metrics.clip_accuracy import clip_votes, decision_name, segment_predictions
+from segser.metrics.clip_accuracy import decision_name, segment_predictions
 from segser.models.checkpoint import load_trained
+from segser.predict import speakers as by_speaker
+from segser.predict.clip_outputs import clip_decisions, output_stems
 from segser.predict.timeline import Timeline
 
 TIMELINE_BINS = 2000  # an hour at 0.5 s hop pools ~4 segments per bar
-
-
-def clip_decisions(logits: torch.Tensor, classes: Sequence[str]) -> dict[str, Any]:
-    """A whole file as one clip of the clip table: each rule's decision and what it came from."""
-    clip = clip_votes(logits.double(), torch.zeros(len(logits), dtype=torch.long), len(classes))
-
-    def named(values: torch.Tensor) -> dict[str, float]:
-        return {c: float(v) for c, v in zip(classes, values, strict=True)}
-
-    return {
-        "segments": int(clip.segments[0]),
-        "mean_logits": {
-            "prediction": decision_name(classes, int(clip.mean_logits_prediction[0])),
-            "mean_logits": named(clip.mean_logits[0]),
-            "probabilities": named(clip.mean_logits[0].softmax(dim=0)),
-        },
-        "majority": {
-            "prediction": decision_name(classes, int(clip.majority_prediction[0])),
-            "votes": {c: int(v) for c, v in zip(classes, clip.votes[0], strict=True)},
-        },
-        "mean_probabilities": named(clip.segment_logits.softmax(dim=1).mean(dim=0)),
-    }
 
 
 class Predictor:
@@ -79,6 +59,8 @@ class Predictor:
         self.sample_rate = trained.features.sample_rate_hz
         self.hop_samples = round(self.hop_seconds * self.sample_rate)  # as segmentation rounds
         self.device, self.batch_size = device, batch_size
+        self.speaker_norm = trained.speaker_norm  # None unless trained with data.speaker_norm
+        self.file_statistics: dict[Path, by_speaker.FileStatistics] = {}  # predict() plans them
         self.columns = ["segment", "start_s", "end_s", "prediction"]
         self.columns += [f"p_{c}" for c in self.classes]
 
@@ -91,26 +73,39 @@ class Predictor:
         return segment_lengths(samples, starts, self.window_samples)
 
     @torch.inference_mode()
-    def logits(self, segments: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
-        """Segment logits [B, C] (float32, CPU) from segments [B, samples] at the model's rate
-        (and their valid samples, for a raw-sample model)."""
+    def logits(
+        self,
+        segments: torch.Tensor,
+        lengths: torch.Tensor | None = None,
+        statistics: by_speaker.FileStatistics | None = None,
+    ) -> torch.Tensor:
+        """Segment logits [B, C] (float32, CPU) of segments [B, samples] (+ valid samples); a
+        speaker_norm model standardises embeddings with `statistics` (else training's)."""
+        embedded = self.embeddings(segments, lengths)
+        if self.speaker_norm is not None:
+            own = statistics is not None and statistics.mean is not None
+            source = statistics if own else self.speaker_norm  # else the training statistics
+            embedded = (embedded - source.mean.to(self.device)) / source.std.to(self.device)
+        return self.model.head(embedded).float().cpu()
+
+    @torch.inference_mode()
+    def embeddings(self, segments: torch.Tensor, lengths: torch.Tensor | None = None):
+        """The backbone's embeddings [B, D] of segments [B, samples] (and valid samples)."""
         inputs = self.features(segments.to(self.device))
         if lengths is None:
-            return self.model(inputs).float().cpu()
-        lengths = lengths.to(self.device)
+            return self.model.embed(inputs)
         if getattr(self.model.backbone, "context", "segment") == "clip":
-            return self._clip_context_logits(segments, lengths).float().cpu()
-        return self.model(inputs, lengths).float().cpu()
+            return self._clip_context_embeddings(segments, lengths.to(self.device))
+        return self.model.embed(inputs, lengths.to(self.device))
 
-    def _clip_context_logits(self, segments: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    def _clip_context_embeddings(self, segments: torch.Tensor, lengths: torch.Tensor):
         """The batch's consecutive segments as one span, encoded once (training encoded the
         whole clip: the same within a span, up to frames near the span's ends)."""
         hop, window = self.hop_samples, self.window_samples
         span = torch.cat([segments[0], *(s[max(window - hop, 0) :] for s in segments[1:])])
         valid = int((len(segments) - 1) * hop + lengths[-1])
         starts = torch.arange(len(segments)) * hop
-        embedded = self.model.backbone.embed_clip(span[:valid].to(self.device), starts, window)
-        return self.model.head(embedded)
+        return self.model.backbone.embed_clip(span[:valid].to(self.device), starts, window)
 
     def segment_row(
         self, index: int, probabilities: list[float], prediction: str
@@ -148,6 +143,10 @@ class Predictor:
             "hop_seconds": self.hop_seconds,
             "classes": self.classes,
         }
+        statistics = self.file_statistics.get(info.path)  # a speaker_norm model's, if given
+        if self.speaker_norm is not None:
+            header["speaker_norm"] = (statistics or by_speaker.NO_SPEAKER).note()
+        given = {} if statistics is None else {"statistics": statistics}
         paths = [out_dir / f"{stem}.segments.csv", out_dir / f"{stem}.json"]
         partial = [path.with_name(path.name + ".partial") for path in paths]
         try:  # rows go to disk as they come; the final names appear only for a complete file
@@ -160,7 +159,7 @@ class Predictor:
                 ):
                     lengths = self.lengths(batch.first_index, len(batch.segments), samples)
                     arguments = (batch.segments,) if lengths is None else (batch.segments, lengths)
-                    logits.append(self.logits(*arguments))
+                    logits.append(self.logits(*arguments, **given))
                     probabilities = logits[-1].softmax(dim=1)
                     # the clip table's rule: ties go to the lowest class, NaN/Inf reads "none"
                     predictions = segment_predictions(logits[-1]).tolist()
@@ -192,20 +191,6 @@ class Predictor:
         }
 
 
-def output_stems(files: Sequence[Path]) -> list[str]:
-    """Output names from file stems; a stem already taken gets -2, -3, ... (never overwrites)."""
-    taken: set[str] = set()
-    stems = []
-    for path in files:
-        stem, n = path.stem, 1
-        while stem.lower() in taken:  # lower: a case-insensitive disk would still collide
-            n += 1
-            stem = f"{path.stem}-{n}"
-        taken.add(stem.lower())
-        stems.append(stem)
-    return stems
-
-
 def pick_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -222,13 +207,23 @@ def predict(
     device: str = "auto",
     recursive: bool = False,
     block_seconds: float = 30.0,
+    one_speaker: bool = False,
+    speakers: Path | None = None,
+    min_speaker_seconds: float = by_speaker.MIN_SPEAKER_SECONDS,
 ) -> tuple[list[dict[str, Any]], list[SegserError]]:
-    """Predict every input file; a bad one is reported and skipped. Returns summary rows, errors."""
+    """Predict every input file; a bad one is reported and skipped. Returns summary rows, errors.
+    `one_speaker` / `speakers` (CSV path,speaker): whose voice each file is (predict/speakers)."""
     predictor = Predictor(checkpoint, pick_device(device), batch_size)
     found = find_audio(inputs, recursive)
     files = [entry for entry in found if isinstance(entry, Path)]
     stems = dict(zip(files, output_stems(files), strict=True))
     console = Console(stderr=True, soft_wrap=True, markup=False, highlight=False)
+    groups = by_speaker.speaker_groups(files, one_speaker, speakers)
+    if predictor.speaker_norm is not None:
+        reading = (batch_size, block_seconds, min_speaker_seconds, console.print)
+        predictor.file_statistics = by_speaker.file_statistics(files, groups, predictor, *reading)
+    elif one_speaker or speakers is not None:
+        console.print("note: the model was trained without data.speaker_norm: speakers unused")
     done = TextColumn("{task.completed:.0f}/{task.total:.0f} s, {task.fields[segments]} segments")
     columns = (TextColumn("{task.description}"), BarColumn(), done, TimeRemainingColumn())
     progress = Progress(*columns, console=console)
@@ -283,13 +278,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--device", choices=["cpu", "cuda", "auto"], default="auto")
     parser.add_argument("--recursive", action="store_true", help="search folders' subfolders")
     parser.add_argument("--block-seconds", type=float, default=30.0, help="audio read at once")
+    parser.add_argument("--one-speaker", action="store_true", help="every input: one speaker")
+    parser.add_argument("--speakers", type=Path, help="CSV path,speaker: whose voice each file is")
+    least = by_speaker.MIN_SPEAKER_SECONDS
+    parser.add_argument("--min-speaker-seconds", type=float, default=least,
+                        help="a speaker's audio for their own statistics")  # fmt: skip
     args = parser.parse_args(argv)
     try:
         out_dir = args.out or new_output_dir(output_root() / "predict")
         if args.batch_size < 1 or not args.block_seconds > 0:
             raise SegserError("--batch-size and --block-seconds must be positive.")
         options = (args.batch_size, args.device, args.recursive, args.block_seconds)
-        rows, errors = predict(args.checkpoint, args.inputs, out_dir, *options)
+        speaker_options = (args.one_speaker, args.speakers, args.min_speaker_seconds)
+        rows, errors = predict(args.checkpoint, args.inputs, out_dir, *options, *speaker_options)
     except SegserError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

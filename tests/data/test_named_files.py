@@ -70,6 +70,15 @@ def test_emodb_reads_layout_rates_channels_and_label_map(emodb: Path) -> None:
     assert stereo.shape == (32000,)
 
 
+def test_keep_unmapped_adds_the_other_emotions_labelled_with_their_code(emodb: Path) -> None:
+    """Issue 26.2: a speaker's audio for speaker_norm statistics, every emotion included."""
+    label_map = composed("train", ["dataset=emodb"]).dataset.reader.label_map
+    clips = read_named_files("emodb", emodb, label_map, keep_unmapped=True)
+    unmapped = [c for c in clips if c.label not in label_map.values()]
+    assert [(c.clip_id, c.label, c.speaker) for c in unmapped] == [("09a05Lb", "L", "09")]
+    assert len(clips) == 5
+
+
 def test_ravdess_actor_folders_drop_calm_song_and_video(tmp_path: Path) -> None:
     root = tmp_path / "Audio_Speech_Actors_01-24"
     write(root / "Actor_01" / "03-01-05-01-01-01-01.wav", 3.0, rate=48000)

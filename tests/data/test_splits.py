@@ -68,12 +68,37 @@ def test_loso_fold_out_of_range_is_one_clear_error() -> None:
 
 def test_speaker_split_holds_out_named_speakers() -> None:
     clips = corpus()
-    split = speaker_split(clips, ["Ses05F", "Ses02M"], 0.1, seed=0)
+    split = speaker_split(clips, ["Ses05F", "Ses02M"], 1, seed=0)
     assert_partition(split, len(clips))
     assert {clips[i].speaker for i in split.test} == {"Ses05F", "Ses02M"}
     assert not {"Ses05F", "Ses02M"} & {clips[i].speaker for i in split.train + split.val}
     with pytest.raises(SegserError, match="unknown speakers"):
-        speaker_split(clips, ["Ses09F"], 0.1, 0)
+        speaker_split(clips, ["Ses09F"], 1, 0)
+
+
+def test_speaker_split_validates_on_whole_speakers_drawn_by_seed() -> None:
+    """Issue 26.3: no validation speaker trains; the draw is reproducible and seed-dependent."""
+    clips = speaker_corpus(EMODB_SPEAKERS)
+    drawn = []
+    for seed in range(6):
+        split = speaker_split(clips, ["03", "08"], val_speakers=2, seed=seed)
+        assert_partition(split, len(clips))
+        val = {clips[i].speaker for i in split.val}
+        assert len(val) == 2 and not val & {clips[i].speaker for i in split.train}
+        assert not val & {"03", "08"}
+        assert split.description["val_speakers"] == sorted(val)
+        assert speaker_split(clips, ["03", "08"], 2, seed=seed).val == split.val
+        drawn.append(tuple(sorted(val)))
+    assert len(set(drawn)) > 1
+    with pytest.raises(SegserError, match=re.escape("val_speakers=6 needs 1..5")):
+        speaker_split(clips, ["03", "08"], 6, seed=0)
+
+
+def test_the_recipe_validates_on_whole_speakers() -> None:
+    from tests.hydra_app import composed
+
+    cfg = composed("train", ["experiment=real_speech", "dataset=demo"])
+    assert cfg.split._target_.endswith("speaker_split") and cfg.split.val_speakers >= 1
 
 
 def test_a_split_with_an_empty_set_is_one_clear_error() -> None:
@@ -147,7 +172,7 @@ def test_speaker_folds_bad_settings_are_one_clear_error() -> None:
 
 def test_speaker_split_matches_numeric_ids_given_as_ints() -> None:
     clips = speaker_corpus(EMODB_SPEAKERS)
-    split = speaker_split(clips, [3, 8], val_fraction=0.25, seed=0)  # Hydra parses 03 as 3
+    split = speaker_split(clips, [3, 8], val_speakers=1, seed=0)  # Hydra parses 03 as 3
     assert {clips[i].speaker for i in split.test} == {"03", "08"}
 
 

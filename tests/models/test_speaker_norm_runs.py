@@ -1,5 +1,5 @@
 """A run with data.speaker_norm=true says so in its checkpoints (from its datamodule), so
-evaluate and predict recognise it instead of scoring unnormalised inputs."""
+evaluate and predict standardise per speaker instead of scoring unnormalised inputs."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from segser.errors import SegserError
 from segser.evaluate import evaluate
 from segser.models.checkpoint import RUN_KEY, load_trained
 from segser.predict import predict
@@ -36,16 +35,17 @@ def test_every_checkpoint_records_what_the_run_did(runs, norm: bool) -> None:
         assert stored["speaker_norm"] is norm, name
 
 
-def test_evaluate_and_predict_recognise_a_speaker_normalised_run(runs, tmp_path) -> None:
+def test_evaluate_and_predict_recognise_a_speaker_normalised_run(runs, tmp_path, capsys) -> None:
+    """Issue 26.1: they apply it (tests/test_speaker_norm_runs.py checks the numbers)."""
     checkpoint = runs[True]["best_checkpoint"]
     data_dir = Path(runs[True]["config"]["paths"]["data_dir"])
-    with pytest.raises(SegserError, match=r"data\.speaker_norm=true") as refused:
-        evaluate(composed("evaluate", [f"ckpt={checkpoint}", f"paths.data_dir={data_dir}"]),
-                 tmp_path / "evaluate")  # fmt: skip
-    assert "\n" not in str(refused.value)
+    again = evaluate(composed("evaluate", [f"ckpt={checkpoint}", f"paths.data_dir={data_dir}"]),
+                     tmp_path / "evaluate")  # fmt: skip
+    assert again["speaker_norm"] is True
+    assert again["metrics"]["ALCA"] == pytest.approx(runs[True]["metrics"]["ALCA"], abs=1e-6)
     clip = sorted(data_dir.glob("demo-*/**/*.wav"))[0]
-    with pytest.raises(SegserError, match=r"data\.speaker_norm=true"):
-        predict(checkpoint, [clip], tmp_path / "predict", batch_size=4, device="cpu")
+    _, errors = predict(checkpoint, [clip], tmp_path / "predict", batch_size=4, device="cpu")
+    assert not errors and "training statistics" in capsys.readouterr().err
 
 
 def test_a_run_without_it_loads(runs) -> None:

@@ -246,9 +246,11 @@ def read_demo_corpus(
     num_clips: int = 400,
     seed: int = 0,
     on_bad_clip: BadClipPolicy = "fail",
+    keep_unmapped: bool = False,
 ) -> list[Clip]:
     """The demo corpus' clip table, writing the corpus first if it is not there yet."""
-    return read_iemocap(write_demo_corpus(root, num_clips, seed), label_map, None, on_bad_clip)
+    root = write_demo_corpus(root, num_clips, seed)
+    return read_iemocap(root, label_map, None, on_bad_clip, keep_unmapped)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -78,10 +78,12 @@ def read_iemocap(
     label_map: Mapping[str, str],
     sessions: Sequence[int] | None = None,
     on_bad_clip: BadClipPolicy = "fail",
+    keep_unmapped: bool = False,
 ) -> list[Clip]:
     """Clips of an IEMOCAP release whose emotion code is in `label_map`, sorted by clip_id.
 
-    Codes outside the map (fru, xxx, ...) are dropped by design; `sessions` picks Session1..5.
+    Codes outside the map (fru, xxx, ...) are dropped by design, unless `keep_unmapped` (their
+    clips labelled with the code: a speaker's audio); `sessions` picks Session1..5.
     """
     root = Path(root).expanduser().resolve()
     bad_clips = BadClips(on_bad_clip, root)
@@ -90,11 +92,12 @@ def read_iemocap(
         for dialog_file in sorted((session_dir / "dialog" / "EmoEvaluation").glob("Ses*.txt")):
             wav_dir = session_dir / "sentences" / "wav" / dialog_file.stem
             for utterance, code, speaker, session in _summary_lines(dialog_file):
-                if code not in label_map:
+                if code not in label_map and not keep_unmapped:
                     continue
                 path = wav_dir / f"{utterance}.wav"
                 try:
-                    clips.append(read_clip(utterance, path, label_map[code], speaker, session))
+                    label = label_map.get(code, code)
+                    clips.append(read_clip(utterance, path, label, speaker, session))
                 except BadClipError as err:
                     bad_clips.handle(err)
     return bad_clips.finish(clips)

@@ -152,8 +152,10 @@ def read_named_files(
     root: str | Path,
     label_map: Mapping[str, str],
     on_bad_clip: BadClipPolicy = "fail",
+    keep_unmapped: bool = False,
 ) -> list[Clip]:
-    """Clips of `corpus` under `root` whose emotion code is in `label_map`, sorted by clip_id."""
+    """Clips of `corpus` under `root` whose emotion code is in `label_map`, sorted by clip_id;
+    `keep_unmapped`: the other codes' clips too, labelled with their code (speaker audio)."""
     spec = _corpus(corpus)
     root = Path(root).expanduser().resolve()
     if not root.is_dir():
@@ -169,11 +171,13 @@ def read_named_files(
             if not kept(spec, fields):
                 continue
             read_fields.append(fields)
-            if fields["emotion"] not in label_map:
-                dropped[fields["emotion"]] += 1
+            code = fields["emotion"]
+            if code not in label_map and not keep_unmapped:
+                dropped[code] += 1
                 continue
             speaker = fields["speaker"]  # session = speaker: each actor recorded alone
-            clips.append(read_clip(path.stem, path, label_map[fields["emotion"]], speaker, speaker))
+            label = label_map.get(code, code)
+            clips.append(read_clip(path.stem, path, label, speaker, speaker))
         except BadClipError as err:
             bad_clips.handle(err)
     _warn_counts(spec, root, read_fields)
