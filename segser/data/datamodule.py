@@ -15,15 +15,15 @@ import lightning as L
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
 
 from segser.data.augment.passes import AugmentSettings, augmented_rows
-from segser.data.batches import DeviceBatches, MappedRows, SegmentBatchSampler, SegmentRows
+from segser.data.batches import MappedRows, SegmentRows
 from segser.data.cache.embeddings import EmbeddingCache, build_or_open_embeddings
 from segser.data.cache.patches import PatchCache
 from segser.data.cache.waveforms import WaveformCache
 from segser.data.corpora.clips import Clip
 from segser.data.features import FeatureSettings, feature_path
+from segser.data.loaders import DATA_DEVICES, SplitLoaders
 from segser.data.signal.segmentation import SegmentationSettings
 from segser.data.speaker_norm import (
     RowPart,
@@ -35,10 +35,6 @@ from segser.data.splits import ClipSplit, SplitFunction
 from segser.errors import SegserError
 
 log = logging.getLogger("segser")
-
-DATA_DEVICES = ("auto", "cpu", "cuda")
-# auto keeps a split on the GPU when it takes at most this share of the free GPU memory.
-RESIDENT_FRACTION_OF_FREE = 0.5
 
 
 class SegmentDataset(SegmentRows):
@@ -70,7 +66,7 @@ class SegmentDataset(SegmentRows):
         return self.row_segment
 
 
-class SegmentDataModule(L.LightningDataModule):
+class SegmentDataModule(SplitLoaders, L.LightningDataModule):
     """Builds the feature cache once, splits at clip level, and serves segment batches.
 
     `split` maps the clips that have patches to a ClipSplit (a conf/split partial).
@@ -259,69 +255,3 @@ class SegmentDataModule(L.LightningDataModule):
         if self._threads_before is not None:
             torch.set_num_threads(self._threads_before)
             self._threads_before = None
-
-    def _epoch_to_run(self) -> int:
-        """The epoch the trainer runs next (0 outside a fit).
-
-        Lightning draws the first batch before it calls `set_epoch`, and a resumed run keeps
-        that iterator for its first epoch (training_epoch_loop.on_run_start): a sampler left at
-        epoch 0 replayed epoch 0's order there, so a resumed run drifted from an unkilled one.
-        """
-        trainer = getattr(self, "trainer", None)
-        return int(trainer.fit_loop.epoch_progress.current.processed) if trainer is not None else 0
-
-    def _trainer_device(self) -> tuple[torch.device, int, int]:
-        """The device, rank and world size of the trainer running this datamodule, if any."""
-        trainer = getattr(self, "trainer", None)
-        if trainer is None:
-            return torch.device("cpu"), 0, 1
-        return trainer.strategy.root_device, trainer.global_rank, trainer.world_size
-
-    def _resident_device(self, dataset: SegmentRows, device: torch.device) -> torch.device | None:
-        """The GPU to keep this split on, or None to serve it from host memory."""
-        if self.device == "cuda":
-            if not torch.cuda.is_available():
-                raise SegserError("data.device=cuda but CUDA is unavailable; use data.device=auto.")
-            return device if device.type == "cuda" else torch.device("cuda")
-        if self.device == "auto" and device.type == "cuda":
-            free_bytes, _ = torch.cuda.mem_get_info(device)
-            if dataset.nbytes() < RESIDENT_FRACTION_OF_FREE * free_bytes:
-                return device
-        return None
-
-    def _loader(self, name: str, shuffle: bool) -> DataLoader | DeviceBatches:
-        dataset = self.datasets[name]
-        device, rank, world_size = self._trainer_device()
-        sampler = SegmentBatchSampler(
-            len(dataset), self.batch_size, shuffle, torch.initial_seed(), rank, world_size
-        )
-        sampler.set_epoch(self._epoch_to_run())
-        resident = self._resident_device(dataset, device)
-        if resident is not None:
-            return DeviceBatches(dataset, sampler, resident)
-        return DataLoader(
-            dataset,
-            sampler=sampler,
-            batch_size=None,  # the sampler yields whole batches; the dataset slices them
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-            pin_memory=device.type == "cuda" and self.device != "cpu",
-        )
-
-    def train_dataloader(self) -> DataLoader | DeviceBatches:
-        return self._loader("train", shuffle=True)
-
-    def statistics_dataloader(self) -> DataLoader:
-        """This rank's training rows, each once, in order and from host memory: what the head's
-        input standardizer is fitted on (a shuffled share repeats rows to even out DDP ranks,
-        and a resident copy would be a second one on the GPU)."""
-        dataset = self.datasets["train"]
-        _, rank, world_size = self._trainer_device()
-        sampler = SegmentBatchSampler(len(dataset), self.batch_size, False, 0, rank, world_size)
-        return DataLoader(dataset, sampler=sampler, batch_size=None)
-
-    def val_dataloader(self) -> DataLoader | DeviceBatches:
-        return self._loader("val", shuffle=False)
-
-    def test_dataloader(self) -> DataLoader | DeviceBatches:
-        return self._loader("test", shuffle=False)
