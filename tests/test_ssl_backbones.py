@@ -3,7 +3,6 @@ train, test, metrics.json, evaluate and predict from its checkpoint; config cont
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 
@@ -14,18 +13,19 @@ import torch
 from segser.config_checks import check_config
 from segser.data.cache.embeddings import build_or_open_embeddings
 from segser.data.cache.waveforms import build_or_open_waveforms
-from segser.data.feature_path import segment_lengths
-from segser.data.signal.audio import load_audio
-from segser.data.signal.segmentation import SegmentationSettings, segment_waveform
+from segser.data.signal.segmentation import SegmentationSettings
 from segser.data.waveform.settings import WaveformSettings
 from segser.errors import SegserError
-from segser.evaluate import evaluate
 from segser.models.checkpoint import check_targets, load_trained, read_checkpoint
 from segser.models.heads import ClassificationHead
 from segser.models.ssl import SpeechTransformer
-from segser.predict import predict
 from segser.train import train
 from tests.hydra_app import composed
+from tests.run_checks import (
+    evaluate_matches_the_run,
+    expected_probabilities,
+    predict_one_clip,
+)
 from tests.segser_cli import run_segser
 from tests.ssl_tiny import SSL_BACKBONES, tiny_override, tiny_params
 
@@ -78,28 +78,9 @@ def test_train_evaluate_predict_from_the_checkpoint(
     with pytest.raises(SegserError, match=r"\(SegserError: backbone: saved with the old SSL layer"):
         load_trained(tmp_path / "old.ckpt")
 
-    cfg = composed("evaluate", [f"ckpt={checkpoint}", f"paths.data_dir={data_dir}"])
-    again = evaluate(cfg, tmp_path / "evaluate")
-    # train's test scored the float16-cached embeddings, evaluate runs the backbone in float32:
-    # a near-tie of a random network may flip one segment (or a clip), never more
-    segment, clip = 1 / payload["num_test_segments"], 1 / payload["num_test_clips"]
-    assert abs(again["metrics"]["SA"] - payload["metrics"]["SA"]) <= segment + 1e-6
-    for name in ("ACA", "SCA", "ALCA", "BCA", "WA"):
-        assert abs(again["metrics"][name] - payload["metrics"][name]) <= clip + 1e-6
-
-    clip = sorted(data_dir.glob("demo-*/**/*.wav"))[0]
-    rows, errors = predict(checkpoint, [clip], tmp_path / "predict", batch_size=4, device="cpu")
-    assert not errors and rows[0]["segments"] > 0
-    with open(tmp_path / "predict" / f"{clip.stem}.segments.csv") as handle:
-        probabilities = np.array(
-            [[float(r[k]) for k in r if k.startswith("p_")] for r in csv.DictReader(handle)]
-        )
-    audio = load_audio(clip, 16000)
-    segments = segment_waveform(audio, 16000, 1.0, 0.5, "pad")
-    lengths = segment_lengths(len(audio), np.arange(len(segments)) * 8000, 16000)
-    assert lengths[-1] < 16000  # the padded tail: its valid samples reach the backbone
-    with torch.no_grad():
-        expected = trained.model(segments.unsqueeze(1), lengths).softmax(1).numpy()
+    evaluate_matches_the_run(checkpoint, data_dir, tmp_path / "evaluate", payload)
+    clip, probabilities = predict_one_clip(checkpoint, data_dir, tmp_path / "predict")
+    expected = expected_probabilities(trained.model, clip)
     np.testing.assert_allclose(probabilities, expected, atol=2e-6)
 
 

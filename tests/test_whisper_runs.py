@@ -3,7 +3,6 @@ checkpoint, with the packaged pre-trained encoder and nothing downloaded."""
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 
@@ -12,17 +11,18 @@ import pytest
 import torch
 
 from segser.config_checks import check_config
-from segser.data.feature_path import segment_lengths
-from segser.data.signal.audio import load_audio
-from segser.data.signal.segmentation import segment_waveform
 from segser.data.whisper.settings import WhisperSettings
 from segser.errors import SegserError
 from segser.evaluate import evaluate
 from segser.models.checkpoint import load_trained
 from segser.models.whisper import WhisperBackbone
-from segser.predict import predict
 from segser.train import train
 from tests.hydra_app import composed
+from tests.run_checks import (
+    evaluate_matches_the_run,
+    expected_probabilities,
+    predict_one_clip,
+)
 
 
 @pytest.fixture(scope="module")
@@ -64,26 +64,9 @@ def test_frozen_tiny_en_trains_evaluates_and_predicts(tmp_path: Path, data_dir: 
     trained = load_trained(checkpoint)
     assert isinstance(trained.model.backbone, WhisperBackbone)
     assert trained.features == WhisperSettings()
-    cfg = composed("evaluate", [f"ckpt={checkpoint}", f"paths.data_dir={data_dir}"])
-    again = evaluate(cfg, tmp_path / "evaluate")
-    # train scored float16-cached embeddings, evaluate runs the encoder in float32
-    segment, clip = 1 / payload["num_test_segments"], 1 / payload["num_test_clips"]
-    assert abs(again["metrics"]["SA"] - payload["metrics"]["SA"]) <= segment + 1e-6
-    for name in ("ACA", "SCA", "ALCA", "BCA", "WA"):
-        assert abs(again["metrics"][name] - payload["metrics"][name]) <= clip + 1e-6
-
-    clip_path = sorted(data_dir.glob("demo-*/**/*.wav"))[0]
-    rows, errors = predict(checkpoint, [clip_path], tmp_path / "predict", 4, "cpu")
-    assert not errors and rows[0]["segments"] > 0
-    with open(tmp_path / "predict" / f"{clip_path.stem}.segments.csv") as handle:
-        probabilities = np.array(
-            [[float(r[k]) for k in r if k.startswith("p_")] for r in csv.DictReader(handle)]
-        )
-    audio = load_audio(clip_path, 16000)
-    segments = segment_waveform(audio, 16000, 1.0, 0.5, "pad")
-    lengths = segment_lengths(len(audio), np.arange(len(segments)) * 8000, 16000)
-    with torch.no_grad():
-        expected = trained.model(segments.unsqueeze(1), lengths).softmax(1).numpy()
+    evaluate_matches_the_run(checkpoint, data_dir, tmp_path / "evaluate", payload)
+    clip, probabilities = predict_one_clip(checkpoint, data_dir, tmp_path / "predict")
+    expected = expected_probabilities(trained.model, clip)
     np.testing.assert_allclose(probabilities, expected, atol=2e-5)
 
 
