@@ -66,6 +66,14 @@ ROWS: dict[str, tuple[str, ...]] = {
     "Whisper tiny.en (segment)": WHISPER,
     # ... or each clip encoded once, every segment pooling its window of the clip's frames
     "Whisper tiny.en (clip context)": (*WHISPER, "backbone.net.context=clip"),
+    # ... or each clip as Whisper's own zero-padded 30 s input (what it was trained on)
+    "Whisper tiny.en (clip context, 30 s input)": (
+        *WHISPER, "backbone.net.context=clip", "backbone.net.input=padded_30s",
+    ),
+    "Whisper tiny.en (clip context, 30 s input, - augmentation)": (
+        "backbone=whisper_tiny_en", "augment=none", "backbone.net.context=clip",
+        "backbone.net.input=padded_30s",
+    ),
 }
 # --fine-tune adds this row (about 8 min a fold on 2 cores: beyond the bench's 30 minutes).
 FINE_TUNE_ROWS: dict[str, tuple[str, ...]] = {

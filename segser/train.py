@@ -129,6 +129,9 @@ def train(cfg: DictConfig, out_dir: Path, group: str | None = None) -> dict[str,
     if numerics is not None:
         log.info("float32 on CUDA: %s", numerics)
     status = "failed"
+    # The head's one-thread CPU epochs restore the count in the datamodule's teardown, which
+    # Lightning skips when fit raises (a diverged run): restored here for whatever runs next.
+    threads = torch.get_num_threads()
     with cuda_numerics(numerics):  # restored after the run: torch keeps them process-wide
         try:
             resume = resume_from(out_dir, cfg.get("ckpt_path"), config)
@@ -162,6 +165,7 @@ def train(cfg: DictConfig, out_dir: Path, group: str | None = None) -> dict[str,
             status = "success"
             return payload
         finally:
+            torch.set_num_threads(threads)
             for logger in loggers:
                 logger.finalize(status)
             if any(isinstance(logger, WandbLogger) for logger in loggers):

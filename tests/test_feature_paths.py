@@ -60,7 +60,7 @@ def test_an_unknown_kind_names_the_paths() -> None:
         feature_settings({"kind": "mfcc"})
 
 
-@pytest.mark.parametrize("backbone", ["wavlm_base_plus", "hubert_base"])
+@pytest.mark.parametrize("backbone", ["wavlm_base_plus", "hubert_base", "whisper_tiny_en"])
 def test_masks_on_raw_samples_are_refused_at_start_in_one_line(backbone: str) -> None:
     cfg = composed("train", ["experiment=real_speech", f"backbone={backbone}"])
     with pytest.raises(SegserError) as raised:
@@ -70,6 +70,10 @@ def test_masks_on_raw_samples_are_refused_at_start_in_one_line(backbone: str) ->
     # without the masks the waveform perturbations are accepted
     check_config(composed("train", ["experiment=real_speech", f"backbone={backbone}",
                                     "augment.masks=null"]))  # fmt: skip
+    perturbed = composed("train", ["experiment=real_speech", f"backbone={backbone}",
+                                   "augment=perturb"])  # fmt: skip
+    check_config(perturbed)  # the shipped option without masks
+    assert perturbed.augment.masks is None and perturbed.augment.waveform.speed == [0.9, 1.1]
 
 
 def test_masks_still_apply_to_log_mel_backbones() -> None:

@@ -7,6 +7,7 @@ returns a validation score from its config), so the whole command takes seconds.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import subprocess
 import sys
@@ -76,7 +77,7 @@ def test_the_search_creates_its_study_folder_and_resumes_the_study(tmp_path: Pat
     for number, _, value in first:
         folds = sorted((tmp_path / "sweep1" / str(number)).glob("fold*/fold.json"))
         assert len(folds) == 2
-        lr = float(folds[0].read_text().split(":")[1].strip(" }"))
+        lr = json.loads(folds[0].read_text())["lr"]
         assert abs(value - (lr * 100 + 0.015)) < 1e-5
     _search(tmp_path, str(tmp_path / "sweep2"))  # the same command again (a new sweep dir)
     again = _trials(study)

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import re
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 
+from segser.data.corpora import demo as demo_module
 from segser.data.corpora.clips import Clip, label_counts
 from segser.data.corpora.demo import main, write_demo_corpus
 from segser.data.corpora.iemocap import read_iemocap
@@ -85,13 +85,19 @@ def test_same_seed_same_bytes_other_seed_other_audio(tmp_path: Path) -> None:
     assert sum(first[n] != other.get(n) for n in wavs) > 0.9 * len(wavs)
 
 
-def test_existing_corpus_is_reused_and_other_parameters_replace_it(tmp_path: Path) -> None:
+def test_existing_corpus_is_reused_and_other_parameters_replace_it(
+    tmp_path: Path, monkeypatch
+) -> None:
     root = write_demo_corpus(tmp_path / "corpus", 12, seed=1)
     marker = root / "segser_demo.json"
     stamp = marker.stat().st_mtime_ns
-    started = time.perf_counter()
-    assert write_demo_corpus(tmp_path / "corpus", 12, seed=1) == root
-    assert time.perf_counter() - started < 0.5
+    with monkeypatch.context() as patched:  # reused: nothing is synthesised or written again
+
+        def no_writing(*args, **kwargs):
+            raise AssertionError("an existing corpus was written again")
+
+        patched.setattr(demo_module, "_write_layout", no_writing)
+        assert write_demo_corpus(tmp_path / "corpus", 12, seed=1) == root
     assert marker.stat().st_mtime_ns == stamp
 
     write_demo_corpus(root, 15, seed=1)

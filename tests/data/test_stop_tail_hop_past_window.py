@@ -98,3 +98,25 @@ def test_streamed_segments_are_capped_too(clips, block: int) -> None:
         batches = stream_segments(audio_info(clip.path), RATE, WINDOW, HOP, 2,
                                   block_seconds=block / RATE, tail="stop")  # fmt: skip
         assert sum(len(b.segments) for b in batches) == expected, clip.clip_id
+
+
+def test_predict_writes_the_capped_segments_of_a_stop_model(clips, tmp_path: Path) -> None:
+    """A checkpoint trained with tail=stop and hop > window: `segser.predict` streams each file
+    into as many segments as the rule gives, none starting past the file's end."""
+    import csv
+
+    from segser.predict import predict
+    from segser.train import train
+    from tests.models.test_class_weights_in_runs import tiny_run
+
+    cut = ["segmentation.window_seconds=1.0", "segmentation.hop_seconds=2.0",
+           "segmentation.tail=stop", "trainer.max_epochs=1"]  # fmt: skip
+    payload = train(tiny_run(tmp_path, *cut), tmp_path / "run")
+    paths = [clip.path for clip in clips]
+    rows, errors = predict(payload["best_checkpoint"], paths, tmp_path / "predict", batch_size=2,
+                           device="cpu")  # fmt: skip
+    assert not errors and [row["segments"] for row in rows] == list(HAND.values())
+    for clip, seconds, expected in zip(clips, HAND, HAND.values(), strict=True):
+        with open(tmp_path / "predict" / f"{clip.path.stem}.segments.csv") as handle:
+            starts = [float(row["start_s"]) for row in csv.DictReader(handle)]
+        assert len(starts) == expected and max(starts) < seconds, clip.clip_id

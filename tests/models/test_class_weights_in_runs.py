@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 import segser.train as train_module
 from segser.evaluate import evaluate
@@ -17,11 +18,13 @@ from tests.hydra_app import composed
 
 
 def tiny_run(tmp_path: Path, *extra: str):
-    """A frozen random MLP on 40 demo clips: a whole run in a second or two."""
+    """A frozen random MLP on 40 demo clips: a whole run in a second or two, on the CPU on
+    every machine (so the runs' trajectories, e.g. which epoch is best, are the same)."""
     return composed(
         "train",
         [
             "experiment=demo",
+            "trainer.accelerator=cpu",
             "backbone=baseline",
             "backbone.freeze=true",
             "dataset.num_clips=40",
@@ -36,16 +39,30 @@ def tiny_run(tmp_path: Path, *extra: str):
 
 @pytest.fixture
 def seen(monkeypatch) -> dict[str, list]:
-    """Every training step's loss weights, and each run's datamodule."""
-    record: dict[str, list] = {"weights": [], "datamodules": []}
-    step = SegmentEmotionClassifier.training_step
+    """The weight of every cross-entropy a fit's training and validation steps compute, and
+    each run's datamodule."""
+    record: dict[str, list] = {"weights": [], "val_weights": [], "datamodules": []}
+    inside: list[str] = []  # the step being run, if its loss should be recorded
+    for hook, key in (("training_step", "weights"), ("validation_step", "val_weights")):
+        step = getattr(SegmentEmotionClassifier, hook)
 
-    def recording_step(self, batch, batch_idx):
-        weight = self.loss.weight
-        record["weights"].append(None if weight is None else weight.detach().clone())
-        return step(self, batch, batch_idx)
+        def recording_step(self, batch, batch_idx, step=step, key=key):
+            fitting = self.trainer.state.fn == "fit" and not self.trainer.sanity_checking
+            inside[:] = [key] if fitting else []
+            try:
+                return step(self, batch, batch_idx)
+            finally:
+                inside.clear()
 
-    monkeypatch.setattr(SegmentEmotionClassifier, "training_step", recording_step)
+        monkeypatch.setattr(SegmentEmotionClassifier, hook, recording_step)
+    cross_entropy = F.cross_entropy
+
+    def recording_cross_entropy(logits, labels, weight=None, *args, **kwargs):
+        if inside:
+            record[inside[0]].append(None if weight is None else weight.detach().clone())
+        return cross_entropy(logits, labels, weight, *args, **kwargs)
+
+    monkeypatch.setattr(F, "cross_entropy", recording_cross_entropy)
     build = train_module.build_datamodule
 
     def recording_build(*args, **kwargs):
@@ -69,8 +86,9 @@ def test_every_training_step_uses_the_class_weights(input_norm: bool, tmp_path, 
     train(cfg, tmp_path / "run")
     expected = inverse_frequencies(seen["datamodules"][0])
     assert not torch.allclose(expected, torch.ones(4))  # the demo split is not balanced
-    assert len(seen["weights"]) >= 2
-    for weight in seen["weights"]:
+    assert len(seen["weights"]) >= 2 and len(seen["val_weights"]) >= 2
+    # the validation loss (early stopping's monitor) is the same weighted loss
+    for weight in seen["weights"] + seen["val_weights"]:
         assert weight is not None
         torch.testing.assert_close(weight.cpu(), expected)
 

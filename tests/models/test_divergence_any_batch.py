@@ -65,8 +65,10 @@ def nan_in(monkeypatch):
 def test_one_non_finite_batch_stops_the_run(stage, epoch, batch, nan_in, tmp_path) -> None:
     made = nan_in(stage, epoch, batch)
     cfg = tiny_run(tmp_path, "data.batch_size=8", "trainer.max_epochs=3")
+    threads = torch.get_num_threads()
     with pytest.raises(SegserError) as stopped:
         train(cfg, tmp_path / "run")
+    assert torch.get_num_threads() == threads  # the head's one-thread epochs are undone
     message = str(stopped.value)
     assert made["loss"].hit
     last = max(n for (s, e), n in made["loss"].calls.items() if (s, e) == (stage, epoch))
@@ -74,6 +76,9 @@ def test_one_non_finite_batch_stops_the_run(stage, epoch, batch, nan_in, tmp_pat
     assert f"training diverged in epoch {epoch} (counting from 0): the {stage} loss" in message
     assert "\n" not in message
     assert not (tmp_path / "run" / "metrics.json").exists()  # reported, never scored
+    saved = [torch.load(p, weights_only=True)["epoch"]
+             for p in (tmp_path / "run" / "checkpoints").glob("*.ckpt")]  # fmt: skip
+    assert all(e < epoch for e in saved) and (epoch == 0 or saved)  # the diverged epoch: none
 
 
 def test_the_same_run_without_it_finishes(nan_in, tmp_path) -> None:

@@ -41,6 +41,15 @@ def test_exactly_the_layers_up_to_the_last_chosen_one_train(bundle: str, chosen:
         got = [p.grad is not None for p in layer.parameters()]
         # every layer up to the last chosen state is reached by the gradient, none past it
         assert all(got) if index < last else not any(got), index
+    # and in the whole network: a parameter trains exactly when the embedding uses it (the
+    # large models' final layer norm only with their last state; nothing trainable is unused)
+    for name, parameter in model.model.named_parameters():
+        used = parameter.grad is not None
+        assert parameter.requires_grad == used, name
+        assert not name.startswith("feature_extractor") or not used, name
+    norm = model.model.encoder.transformer.layer_norm.weight
+    if bundle == "WAV2VEC2_LARGE_LV60K":
+        assert norm.requires_grad == (last == NUM_LAYERS)
 
 
 def test_the_optimizer_gets_the_trained_layers_and_no_frozen_one() -> None:
