@@ -1,5 +1,6 @@
-"""clip_pooling=attention in a run: it learns from the clean training clips (never the
-augmented passes), and its validation decision is what the run reports to a search."""
+"""clip_pooling=attention in a run: it learns from clips the segment head never trained on
+(the validation clips, cross-fitted; never the training clips or their augmented passes), and
+its out-of-fold validation decision is what the run reports to a search."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ def test_pooling_trains_on_clean_clips_and_reports_its_validation_scores(tmp_pat
         return seen["datamodule"]
 
     def recording_fit(train_bags, val_bags, *args, **kwargs):
-        seen["train_bags"] = train_bags
+        seen.setdefault("fits", []).append((train_bags, val_bags))
         return fit(train_bags, val_bags, *args, **kwargs)
 
     def recording_pooled(*args, **kwargs):
@@ -38,9 +39,12 @@ def test_pooling_trains_on_clean_clips_and_reports_its_validation_scores(tmp_pat
     datamodule = seen["datamodule"]
     clean = datamodule.clean_train
     assert len(datamodule.datasets["train"]) == 2 * len(clean)  # augmented rows were trained on
-    bags = seen["train_bags"]
-    assert int(bags.mask.sum()) == len(clean)  # each clean segment once, no augmented copy
-    assert sorted(bags.clip_ids.tolist()) == sorted(datamodule.split.train)
+    validation = datamodule.datasets["val"]
+    for train_bags, stop_bags in seen["fits"]:  # issue 26.4: cross-fitted on the val clips
+        fitted = set(train_bags.clip_ids.tolist()) | set(stop_bags.clip_ids.tolist())
+        assert fitted == set(datamodule.split.val)  # no training (or augmented) clip
+        segments = int(train_bags.mask.sum()) + int(stop_bags.mask.sum())
+        assert segments == len(validation)  # each validation segment once
     results = seen["results"]
     assert results["val"]["UA"] != results["test"]["UA"]  # so the two cannot be mixed up
     for name in ("UA", "WA"):  # search.metric=pooled_UA reads the validation one
