@@ -3,8 +3,9 @@
 Corpora (development copies in ../shared/data): EmoDB (emodb-2s, 8 speakers, 4 speaker folds
 of 2) and RAVDESS-dev (actors 01-12, 3 folds of 4 actors), `split=speaker_folds` (one
 validation speaker drawn from the training ones). Rows: the classic peer (eGeMAPS functionals +
-linear SVM and + RBF SVM, clip-level), the shipped recipe (`experiment=real_speech`), and the
-recipe with one lever switched off per row. Every segser row reports the paper's mean-logits
+linear SVM and + RBF SVM, clip-level), the shipped recipe (`experiment=real_speech`: Whisper
+tiny.en, frozen, clip context), the recipe with one lever switched off per row, Whisper's
+segment context, and YAMNet's recipe (`experiment=real_speech_yamnet`). Every segser row reports the paper's mean-logits
 clip decision (ALCA = WA, UA) and the attention-pooling head's own decision (pooled UA / WA).
 Prints one Markdown table of mean +- sample std over folds (and seeds, --seeds 0,1,2), the
 recipe's confusion matrix per corpus (summed over folds) and the time of each run, and a table
@@ -52,36 +53,33 @@ CORPORA = (
     Corpus("RAVDESS-dev (actors 01-12)", "ravdess", SHARED / "ravdess-dev", 3),
 )
 RECIPE = "recipe (experiment=real_speech; development estimate)"
-WHISPER = ("backbone=whisper_tiny_en", "augment.masks=null")
-# One lever switched off per row (conf/experiment/real_speech.yaml turns each on).
+# One lever switched off per row (conf/experiment/real_speech.yaml turns each on), then the
+# other segment modes of Whisper, then YAMNet's recipe (the recipe before Whisper).
 ROWS: dict[str, tuple[str, ...]] = {
     RECIPE: (),
     "- augmentation": ("augment=none",),
     "- speaker normalisation": ("data.speaker_norm=false",),
     "- class weights": ("loss.class_weights=false",),
-    # the search preferred hop 0.5 s on RAVDESS and 0.25 s on EmoDB; the recipe keeps 0.5 s
-    "hop 0.25 s instead of 0.5 s": ("segmentation=quarter",),
-    # The same recipe on Whisper tiny.en's encoder (packaged, frozen; SpecAugment masks need
-    # log-mel patches, so the waveform perturbations alone), each segment's own frames ...
-    "Whisper tiny.en (segment)": WHISPER,
-    # ... or each clip encoded once, every segment pooling its window of the clip's frames
-    "Whisper tiny.en (clip context)": (*WHISPER, "backbone.net.context=clip"),
-    # ... or each clip as Whisper's own zero-padded 30 s input (what it was trained on)
-    "Whisper tiny.en (clip context, 30 s input)": (
-        *WHISPER, "backbone.net.context=clip", "backbone.net.input=padded_30s",
-    ),
-    "Whisper tiny.en (clip context, 30 s input, - augmentation)": (
-        "backbone=whisper_tiny_en", "augment=none", "backbone.net.context=clip",
+    "segment context (each segment's own frames)": ("backbone.net.context=segment",),
+    "YAMNet recipe (experiment=real_speech_yamnet)": ("experiment=real_speech_yamnet",),
+}
+# --whisper-30s adds this row: each clip as Whisper's own zero-padded 30 s input (what it was
+# trained on), 30x the encoder's work (about 6 min per corpus pass on 2 loaded cores).
+WHISPER_30S_ROWS: dict[str, tuple[str, ...]] = {
+    "Whisper's 30 s input per clip (- augmentation)": (
         "backbone.net.input=padded_30s",
+        "augment=none",
     ),
 }
 # --fine-tune adds this row (about 8 min a fold on 2 cores: beyond the bench's 30 minutes).
 FINE_TUNE_ROWS: dict[str, tuple[str, ...]] = {
-    # Fine-tuning depth: the last 2 YAMNet layers train (backbone lr 1e-4), so no embedding
-    # cache and no speaker normalisation (it standardizes cached embeddings); compare it with
-    # "- speaker normalisation". 8 epochs and 2 threads keep it to minutes a fold.
-    "fine-tune last 2 layers (no speaker norm)": (
+    # Fine-tuning depth: Whisper's last 2 blocks train (backbone lr 1e-4), each segment's own
+    # frames (clip context serves the frozen cache only), no embedding cache and no speaker
+    # normalisation (it standardizes cached embeddings); compare it with "- speaker
+    # normalisation". 8 epochs and 2 threads keep it to minutes a fold.
+    "fine-tune last 2 blocks (no speaker norm)": (
         "backbone.freeze=false",
+        "backbone.net.context=segment",
         "backbone.trainable_layers=2",
         "backbone.lr=1e-4",
         "data.speaker_norm=false",
@@ -102,8 +100,9 @@ def run_segser(
     corpus: Corpus, extra: tuple[str, ...], fold: int, args, work: Path, seed: int = 0
 ) -> dict:
     """Train and test the recipe (with `extra` overrides) on one fold; test metrics + time."""
+    chosen = [o for o in extra if o.startswith("experiment=")] or ["experiment=real_speech"]
     overrides = [
-        "experiment=real_speech",
+        *chosen,
         *shared_overrides(corpus),
         f"split.fold={fold}",
         f"seed={seed}",
@@ -111,7 +110,7 @@ def run_segser(
         "+trainer.enable_model_summary=false",
         "+trainer.enable_progress_bar=false",
         *(["trainer.max_epochs=1", "augment.passes=1"] if args.quick else []),
-        *extra,
+        *(o for o in extra if not o.startswith("experiment=")),
     ]
     cfg = composed("train", overrides)
     name = "_".join([corpus.dataset, *extra, f"fold{fold}", f"seed{seed}"]).replace("/", "-")
@@ -181,6 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", default="", help="only rows whose name contains this")
     parser.add_argument("--corpora", default="", help="only corpora whose name contains this")
     parser.add_argument("--fine-tune", action="store_true", help="add the fine-tuning row")
+    parser.add_argument("--whisper-30s", action="store_true", help="add the 30 s input row")
     parser.add_argument("--seeds", default="0", help="comma-separated seeds, each on every fold")
     args = parser.parse_args(argv)
     logging.getLogger("lightning").setLevel(logging.ERROR)
@@ -204,7 +204,8 @@ def main(argv: list[str] | None = None) -> int:
             results[(corpus.name, name)] = [
                 peer_scores(features, labels, split, kernel) for split in splits
             ]
-        for name, extra in (ROWS | (FINE_TUNE_ROWS if args.fine_tune else {})).items():
+        rows = ROWS | (FINE_TUNE_ROWS if args.fine_tune else {})
+        for name, extra in (rows | (WHISPER_30S_ROWS if args.whisper_30s else {})).items():
             if args.rows.lower() not in name.lower():
                 continue
             runs = results[(corpus.name, name)] = []

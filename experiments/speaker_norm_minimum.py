@@ -1,11 +1,11 @@
 """How much of a speaker's audio their own speaker_norm statistics need (predict's minimum).
 
-Trains the recipe (`experiment=real_speech`, augmentation and clip pooling off to save time) on
-each of EmoDB-2s's 4 speaker folds, then classifies every test speaker's labelled clips (mean
-logits) with statistics from a random set of that speaker's files (every emotion) totalling at
-least B seconds, DRAWS draws per budget, beside the speaker's full statistics (what evaluate
-uses) and the checkpoint's training statistics (predict's fallback). Prints clip UA and WA per
-budget: mean +- std over the draws, pooled over the folds' test speakers.
+Trains the YAMNet recipe (`experiment=real_speech_yamnet`, augmentation and clip pooling off to
+save time) on each of EmoDB-2s's 4 speaker folds, then classifies every test speaker's labelled
+clips (mean logits) with statistics from a random set of that speaker's files (every emotion)
+totalling at least B seconds, DRAWS draws per budget, beside the speaker's full statistics (what
+evaluate uses) and the checkpoint's training statistics (predict's fallback). Prints clip UA and
+WA per budget: mean +- std over the draws, pooled over the folds' test speakers.
 
     python experiments/speaker_norm_minimum.py [--draws 20] [--out results.md]
 """
@@ -74,7 +74,7 @@ def main() -> None:
     rows: dict[str, list[tuple[list[int], list[int]]]] = {}  # budget -> per draw: pred, truth
     with tempfile.TemporaryDirectory() as tmp:
         for fold in (1, 2, 3, 4):
-            overrides = ["experiment=real_speech", "augment=none", "clip_pooling=none",
+            overrides = ["experiment=real_speech_yamnet", "augment=none", "clip_pooling=none",
                          "dataset=emodb", f"dataset.root={ROOT}", "split=speaker_folds",
                          "split.num_folds=4", f"split.fold={fold}",
                          f"paths.data_dir={tmp}/data", f"paths.output_dir={tmp}/out"]  # fmt: skip

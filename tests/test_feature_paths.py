@@ -62,22 +62,23 @@ def test_an_unknown_kind_names_the_paths() -> None:
 
 @pytest.mark.parametrize("backbone", ["wavlm_base_plus", "hubert_base", "whisper_tiny_en"])
 def test_masks_on_raw_samples_are_refused_at_start_in_one_line(backbone: str) -> None:
-    cfg = composed("train", ["experiment=real_speech", f"backbone={backbone}"])
+    cfg = composed("train", ["experiment=real_speech_yamnet", f"backbone={backbone}"])
     with pytest.raises(SegserError) as raised:
         check_config(cfg)
     message = str(raised.value)
     assert "\n" not in message and "augment.masks=null" in message and "waveform" in message
     # without the masks the waveform perturbations are accepted
-    check_config(composed("train", ["experiment=real_speech", f"backbone={backbone}",
+    check_config(composed("train", ["experiment=real_speech_yamnet", f"backbone={backbone}",
                                     "augment.masks=null"]))  # fmt: skip
-    perturbed = composed("train", ["experiment=real_speech", f"backbone={backbone}",
+    perturbed = composed("train", ["experiment=real_speech_yamnet", f"backbone={backbone}",
                                    "augment=perturb"])  # fmt: skip
     check_config(perturbed)  # the shipped option without masks
     assert perturbed.augment.masks is None and perturbed.augment.waveform.speed == [0.9, 1.1]
 
 
 def test_masks_still_apply_to_log_mel_backbones() -> None:
-    check_config(composed("train", ["experiment=real_speech"]))  # yamnet: patches, masks on
+    check_config(composed("train", ["experiment=real_speech_yamnet"]))  # patches: masks on
+    check_config(composed("train", ["experiment=real_speech"]))  # whisper: perturbations only
 
 
 def _waveform_datamodule(clips, tmp_path, **kwargs) -> SegmentDataModule:

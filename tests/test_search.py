@@ -11,6 +11,7 @@ import pytest
 from hydra.types import RunMode
 from omegaconf import OmegaConf
 
+from segser.config_checks import check_config
 from segser.errors import SegserError
 from segser.search import OptunaStorageDirectory, cross_validate
 from tests.hydra_app import composed
@@ -66,8 +67,14 @@ def test_an_unknown_metric_or_a_split_without_folds_is_one_clear_error(tmp_path)
         cross_validate(_trial_config(num_folds=0), tmp_path / "b", fake_train)
 
 
-def test_shipped_search_is_optuna_over_folds_with_its_study_on_disk() -> None:
-    cfg = composed("train", ["experiment=real_speech", "hparams_search=real_speech"],
+@pytest.mark.parametrize(
+    ("experiment", "search"),
+    [("real_speech_yamnet", "real_speech"), ("real_speech", "real_speech_whisper")],
+)
+def test_shipped_search_is_optuna_over_folds_with_its_study_on_disk(
+    experiment: str, search: str
+) -> None:
+    cfg = composed("train", [f"experiment={experiment}", f"hparams_search={search}"],
                    return_hydra_config=True)  # fmt: skip
     sweeper = cfg.hydra.sweeper
     assert sweeper._target_.endswith("OptunaSweeper") and sweeper.direction == "maximize"
@@ -77,7 +84,8 @@ def test_shipped_search_is_optuna_over_folds_with_its_study_on_disk() -> None:
     for key, space in sweeper.params.items():
         values = re.findall(r"choice\((.*)\)", space)
         for value in values[0].split(",") if values else []:
-            chosen = composed("train", ["experiment=real_speech", f"{key}={value.strip()}"])
+            chosen = composed("train", [f"experiment={experiment}", f"{key}={value.strip()}"])
+            check_config(chosen)  # every searched value is a valid run of this recipe
             if key in ("augment", "segmentation"):
                 continue
             assert OmegaConf.select(chosen, key) is not None, key
@@ -90,23 +98,28 @@ def test_storage_folder_is_created_before_optuna_opens_it(tmp_path) -> None:
     assert where.parent.is_dir()
 
 
-def test_real_speech_sets_its_own_training_values() -> None:
+@pytest.mark.parametrize(
+    ("experiment", "backbone"),
+    [("real_speech", "whisper_tiny_en"), ("real_speech_yamnet", "yamnet")],
+)
+def test_real_speech_sets_its_own_training_values(experiment: str, backbone: str) -> None:
     """The preset's values win over train.yaml's (they did not while _self_ came last)."""
-    cfg = composed("train", ["experiment=real_speech"])
-    preset = OmegaConf.load(REPO / "conf/experiment/real_speech.yaml")
+    cfg = composed("train", [f"experiment={experiment}"])
+    preset = OmegaConf.load(REPO / f"conf/experiment/{experiment}.yaml")
     assert cfg.num_threads == preset.num_threads == 1
     assert cfg.data.speaker_norm == preset.data.speaker_norm
     assert cfg.loss.class_weights == preset.loss.class_weights
     assert cfg.optimizer.lr == preset.optimizer.lr
     assert cfg.trainer.max_epochs == preset.trainer.max_epochs
     assert cfg.callbacks.early_stopping.patience == preset.callbacks.early_stopping.patience
-    assert cfg.backbone.name == "yamnet" and cfg.backbone.freeze is True
+    assert cfg.backbone.name == backbone and cfg.backbone.freeze is True
+    assert cfg.head.units == preset.head.units and cfg.head.dropout == preset.head.dropout
 
 
 @pytest.mark.slow
 @pytest.mark.skipif(not EMODB_2S.is_dir(), reason=f"{EMODB_2S} not found")
 def test_a_search_run_twice_resumes_its_study(tmp_path) -> None:
-    args = ["experiment=real_speech", "hparams_search=real_speech", "dataset=emodb",
+    args = ["experiment=real_speech_yamnet", "hparams_search=real_speech", "dataset=emodb",
             f"dataset.root={EMODB_2S}", "split=speaker_folds", "split.num_folds=2",
             "trainer.max_epochs=1", "augment=none", "hydra.sweeper.n_trials=1",
             "hydra.sweeper.sampler.n_startup_trials=1"]  # fmt: skip

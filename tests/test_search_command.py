@@ -40,7 +40,7 @@ for sweep_dir in sweep_dirs:
     GlobalHydra.instance().clear()
 """
 ARGS = (
-    "experiment=real_speech hparams_search=real_speech dataset=demo split=speaker_folds "
+    "experiment=real_speech_yamnet hparams_search=real_speech dataset=demo split=speaker_folds "
     "split.num_folds=2 hydra.sweeper.n_trials=2 hydra.sweeper.sampler.n_startup_trials=2"
 )
 

@@ -32,7 +32,7 @@ def run(tmp_path_factory) -> dict:
     demo clips, tested on two held-out speakers; augmentation off and 2 epochs for time."""
     tmp = tmp_path_factory.mktemp("speaker_norm_run")
     overrides = [
-        "experiment=real_speech",
+        "experiment=real_speech_yamnet",  # the YAMNet recipe: 6 x 512 statistics, quick
         "dataset=demo",
         f"paths.data_dir={tmp / 'data'}",
         f"paths.output_dir={tmp / 'outputs'}",

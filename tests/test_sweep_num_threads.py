@@ -17,7 +17,10 @@ LAUNCHERS = {  # overrides -> the launcher's own share of 16 cores (None: torch'
     "joblib": (["hydra/launcher=joblib"], 1),
     "submitit_local": (["hydra/launcher=submitit_local", "hydra.launcher.cpus_per_task=4"], 4),
     "slurm": (["hydra/launcher=slurm"], None),
-    "basic (Optuna search)": (["experiment=real_speech", "hparams_search=real_speech"], None),
+    "basic (Optuna search)": (
+        ["experiment=real_speech_yamnet", "hparams_search=real_speech"],
+        None,
+    ),
 }
 
 
