@@ -37,7 +37,9 @@ def test_defaults_are_the_papers() -> None:
 def test_every_experiment_preset_builds(experiment: str, tmp_path: Path) -> None:
     cfg = composed([f"experiment={experiment}", "backbone.weights=none"])
     model = build_classifier(model_config(cfg))
-    assert model(__import__("torch").zeros(2, 1, 96, 64)).shape == (2, len(cfg.classes))
+    example = model.example_input_array  # a patch, or a 1 s segment of samples
+    batch = example.expand(2, *example.shape[1:])
+    assert model(batch).shape == (2, len(cfg.classes))
     assert build_callbacks(cfg, tmp_path)
 
 
