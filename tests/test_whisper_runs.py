@@ -16,6 +16,7 @@ from segser.errors import SegserError
 from segser.evaluate import evaluate
 from segser.models.checkpoint import load_trained
 from segser.models.whisper import WhisperBackbone
+from segser.predict import predict
 from segser.train import train
 from tests.hydra_app import composed
 from tests.run_checks import (
@@ -117,3 +118,30 @@ def test_clip_context_trains_and_evaluates_as_it_embedded(tmp_path: Path, data_d
     again = evaluate(cfg, tmp_path / "evaluate")
     for name in ("SA", "ACA", "SCA", "ALCA", "BCA", "WA"):
         assert again["metrics"][name] == pytest.approx(payload["metrics"][name], abs=1e-9)
+
+
+def test_the_real_speech_recipe_evaluates_and_predicts(tmp_path: Path, data_dir: Path) -> None:
+    """experiment=real_speech as shipped (Whisper tiny.en, clip context, speaker_norm, class
+    weights, clip pooling), augmentation off and 2 epochs for time: its checkpoint evaluates to
+    the run's own test metrics and predicts a recording, normalised from its speaker."""
+    cfg = composed("train", [
+        "experiment=real_speech", "dataset=demo", f"paths.data_dir={data_dir}",
+        f"paths.output_dir={tmp_path / 'outputs'}", "dataset.num_clips=48", "augment=none",
+        "trainer.max_epochs=2",
+    ])  # fmt: skip
+    assert cfg.backbone.name == "whisper_tiny_en" and cfg.backbone.net.context == "clip"
+    run = train(cfg, tmp_path / "run")
+    assert run["speaker_norm"] is True and "context=clip" in run["backbone"]["settings"]
+    checkpoint = run["best_checkpoint"]
+    again = evaluate(composed("evaluate", [f"ckpt={checkpoint}", f"paths.data_dir={data_dir}"]),
+                     tmp_path / "evaluate")  # fmt: skip
+    for name, value in again["metrics"].items():
+        assert value == pytest.approx(run["metrics"][name], abs=1e-6), name
+    clips = sorted(data_dir.glob("demo-*/**/*.wav"))[:12]
+    rows, errors = predict(checkpoint, clips, tmp_path / "predict", 8, "cpu", one_speaker=True,
+                           min_speaker_seconds=1.0)  # fmt: skip
+    assert not errors and all(row["segments"] > 0 for row in rows)
+    note = json.loads((tmp_path / "predict" / f"{clips[0].stem}.json").read_text())
+    assert note["speaker_norm"]["statistics"] == "speaker"
+    probabilities = [sum(float(v) for k, v in row.items() if k.startswith("p_")) for row in rows]
+    assert probabilities == pytest.approx([1.0] * len(rows), abs=1e-4)
