@@ -10,7 +10,7 @@ backbone family means adding one path (segser.data.features lists them).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, NamedTuple
 
@@ -55,7 +55,13 @@ class FeaturePath(ABC):
         """The fewest samples a segment may have (config check: segmentation.window_seconds)."""
         return 1
 
-    @abstractmethod
+    # build_or_open_cache or build_or_open_waveforms: (clips, dir, segmentation, storage, policy)
+    cache_builder: ClassVar[Callable[..., Any]]
+
+    def storage(self) -> Any:
+        """The settings the segment cache is keyed and built by (the path's own by default)."""
+        return self.settings
+
     def open_cache(
         self,
         clips: Sequence[Clip],
@@ -64,6 +70,8 @@ class FeaturePath(ABC):
         on_bad_clip: str = "fail",
     ) -> Any:
         """The segment cache (built once, then reused) that the datamodule serves rows from."""
+        builder = type(self).cache_builder
+        return builder(clips, cache_dir, segmentation, self.storage(), on_bad_clip)
 
     @abstractmethod
     def clip_inputs(self, audio: Tensor, segmentation: SegmentationSettings) -> SegmentInputs:

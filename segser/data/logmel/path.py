@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from pathlib import Path
-
 from torch import Tensor, nn
 
-from segser.data.cache.patches import PatchCache, build_or_open_cache
-from segser.data.corpora.clips import Clip
+from segser.data.cache.patches import build_or_open_cache
 from segser.data.feature_path import FeaturePath, SegmentInputs
 from segser.data.logmel.clip_patches import clip_patches
 from segser.data.logmel.features import LogMelPatcher, LogMelSettings
@@ -22,18 +18,10 @@ class LogMelPath(FeaturePath):
     reads = "log-mel patches"
     masks = True
     settings: LogMelSettings
+    cache_builder = build_or_open_cache
 
     def shortest_window(self) -> int:
         return self.settings.patch_samples
-
-    def open_cache(
-        self,
-        clips: Sequence[Clip],
-        cache_dir: str | Path,
-        segmentation: SegmentationSettings,
-        on_bad_clip: str = "fail",
-    ) -> PatchCache:
-        return build_or_open_cache(clips, cache_dir, segmentation, self.settings, on_bad_clip)
 
     def clip_inputs(self, audio: Tensor, segmentation: SegmentationSettings) -> SegmentInputs:
         patches = clip_patches(audio, LogMelPatcher(self.settings), segmentation)

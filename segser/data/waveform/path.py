@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from pathlib import Path
-
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from segser.data.cache.waveforms import WaveformCache, build_or_open_waveforms
-from segser.data.corpora.clips import Clip
+from segser.data.cache.waveforms import build_or_open_waveforms
 from segser.data.feature_path import FeaturePath, SegmentInputs, segment_lengths
 from segser.data.signal.segmentation import SegmentationSettings
 from segser.data.waveform.segments import clip_segments, sample_grid
@@ -41,19 +37,11 @@ class WaveformPath(FeaturePath):
     kind = "waveform"
     reads = "raw waveform segments"
     has_lengths = True
+    cache_builder = build_or_open_waveforms
 
     def storage(self) -> WaveformSettings:
         """The settings the samples are stored under (shared by every raw-sample path)."""
         return WaveformSettings(sample_rate_hz=self.sample_rate_hz)
-
-    def open_cache(
-        self,
-        clips: Sequence[Clip],
-        cache_dir: str | Path,
-        segmentation: SegmentationSettings,
-        on_bad_clip: str = "fail",
-    ) -> WaveformCache:
-        return build_or_open_waveforms(clips, cache_dir, segmentation, self.storage(), on_bad_clip)
 
     def clip_inputs(self, audio: Tensor, segmentation: SegmentationSettings) -> SegmentInputs:
         return raw_clip_inputs(audio, self.sample_rate_hz, segmentation)
