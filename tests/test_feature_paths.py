@@ -16,13 +16,12 @@ from segser.data.augment.specaugment import PatchMasks
 from segser.data.augment.waveform import WaveformAugmentation
 from segser.data.datamodule import SegmentDataModule
 from segser.data.features import PATHS, feature_path, feature_settings
-from segser.data.signal.segmentation import SegmentationSettings
 from segser.data.splits import random_split
 from segser.data.waveform.settings import WaveformSettings
 from segser.errors import SegserError
 from segser.models.heads import ClassificationHead
 from segser.models.module import SegmentEmotionClassifier
-from tests.data.test_datamodule import CLASSES
+from tests.data.test_datamodule import datamodule
 from tests.hydra_app import composed, options
 
 
@@ -82,16 +81,8 @@ def test_masks_still_apply_to_log_mel_backbones() -> None:
 
 
 def _waveform_datamodule(clips, tmp_path, **kwargs) -> SegmentDataModule:
-    return SegmentDataModule(
-        clips=clips,
-        classes=CLASSES,
-        cache_dir=tmp_path / "cache",
-        segmentation=SegmentationSettings(1.0, 0.5),
-        features=WaveformSettings(),
-        split=partial(random_split, ratios=(0.6, 0.2, 0.2), seed=0),
-        batch_size=8,
-        **kwargs,
-    )
+    split = partial(random_split, ratios=(0.6, 0.2, 0.2), seed=0)
+    return datamodule(clips, tmp_path, split, WaveformSettings(), **kwargs)
 
 
 def test_fine_tuning_batches_carry_each_segments_valid_samples(tone_clips, tmp_path) -> None:

@@ -14,13 +14,13 @@ from segser.data.splits import loso_split, random_split
 CLASSES = ["angry", "happy", "sad", "neutral"]
 
 
-def datamodule(clips, tmp_path: Path, split=None, **kwargs) -> SegmentDataModule:
+def datamodule(clips, tmp_path: Path, split=None, features=None, **kwargs) -> SegmentDataModule:
     return SegmentDataModule(
         clips=clips,
         classes=CLASSES,
         cache_dir=tmp_path / "cache",
         segmentation=SegmentationSettings(1.0, 0.5),
-        features=LogMelSettings(),
+        features=features or LogMelSettings(),
         split=split or partial(random_split, ratios=(0.8, 0.1, 0.1), seed=0),
         batch_size=8,
         split_file=tmp_path / "split.json",
