@@ -143,3 +143,27 @@ def test_the_module_passes_lengths_to_the_backbone() -> None:
     assert torch.allclose(model.embed(x, lengths), torch.ones(3, 1))
     model.training_step((x, torch.tensor([0, 1, 0]), torch.arange(3)), 0)
     assert spy.seen[-1] is None
+
+
+def test_clip_context_augmented_passes_embed_each_clip_whole(tone_clips, tmp_path) -> None:
+    """A pass that perturbs nothing gives the clean rows back: the augmented clips are encoded
+    whole (embed_clip), exactly as the clip-context cache encodes the clean ones."""
+    from segser.data.whisper.settings import WhisperSettings
+    from segser.models.whisper import WhisperBackbone
+    from tests.whisper_tiny import SMALL_DIMS
+
+    torch.manual_seed(0)
+    backbone = WhisperBackbone(size="tiny", dims=SMALL_DIMS[0], context="clip").eval()
+    identity = AugmentSettings(passes=1, waveform=None, masks=None)
+    split = partial(random_split, ratios=(0.6, 0.2, 0.2), seed=0)
+    dm = datamodule(tone_clips, tmp_path, split, WhisperSettings(), augment=identity,
+                    frozen_backbone=backbone)  # fmt: skip
+    dm.prepare_data()
+    dm.setup()
+    clean, train = dm.clean_train, dm.datasets["train"]
+    everything = np.arange(len(train))
+    rows, _, clips, *_ = train[everything]
+    added, added_clips = rows[len(clean) :], clips[len(clean) :]
+    for clip in clips[: len(clean)].unique():
+        mine = rows[: len(clean)][clips[: len(clean)] == clip]
+        torch.testing.assert_close(added[added_clips == clip], mine, atol=2e-3, rtol=0)

@@ -235,6 +235,7 @@ class WhisperBackbone(Backbone):
         """Clip context: encode the clip [S] once (in equal pieces of at most 30 s, where the
         positions end) and mean-pool each segment's frames start // 320 .. ceil((start +
         window) / 320), clipped to the clip -> [N, L*D] for N `starts` (in samples)."""
+        starts = starts.to(samples.device)  # a CPU index beside CUDA frames fails below
         rows, lengths = clip_pieces(samples, SAMPLES_PER_FRAME, SETTINGS.chunk_samples)
         outputs, frames = self._encode(rows, lengths)
         total = int(frames.sum())

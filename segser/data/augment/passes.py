@@ -33,6 +33,7 @@ from segser.data.corpora.clips import Clip
 from segser.data.feature_path import FeaturePath, SegmentInputs
 from segser.data.signal.audio import load_audio
 from segser.data.signal.segmentation import SegmentationSettings
+from segser.data.waveform.segments import sample_grid
 from segser.errors import SegserError
 
 log = logging.getLogger("segser")
@@ -86,7 +87,7 @@ class AugmentedRows:
 def _key(clips: Sequence[Clip], segmentation, features, settings, backbone_id: str) -> str:
     files = [(c.clip_id, str(c.path), c.path.stat().st_size, c.path.stat().st_mtime_ns)
              for c in clips]  # fmt: skip
-    payload = [1, files, asdict(segmentation), asdict(features), repr(settings), backbone_id]
+    payload = [2, files, asdict(segmentation), asdict(features), repr(settings), backbone_id]
     if not hasattr(features, "num_mel_bins"):  # raw-sample paths: rows carry their lengths
         payload.append("lengths")
     return hashlib.sha256(json.dumps(payload, default=str).encode()).hexdigest()[:20]
@@ -127,6 +128,8 @@ def augmented_rows(
     inputs, lengths, owners = [], [], []
     if frozen_backbone is not None:
         frozen_backbone.eval()
+    # a clip-context backbone embeds each augmented clip whole, as it embedded the clean ones
+    clip_context = getattr(frozen_backbone, "context", "segment") == "clip"
     for pass_index in range(settings.passes):
         for clip_index in clip_indices:
             generator = torch.Generator().manual_seed(
@@ -136,13 +139,20 @@ def augmented_rows(
             if settings.waveform is not None:
                 audio = settings.waveform(audio, rate, generator)
             segments = path.clip_inputs(audio, segmentation)
-            if settings.masks is not None:
+            if clip_context:
+                count = len(segments.inputs)
+                embedded = _clip_embeddings(frozen_backbone, audio, count, segmentation, rate)
+                segments = SegmentInputs(embedded)
+            elif settings.masks is not None:
                 segments = SegmentInputs(settings.masks(segments.inputs, generator))
             inputs.append(segments.inputs)
             lengths.append(segments.lengths)
             owners.append(np.full(len(segments.inputs), clip_index, dtype=np.int64))
-    stacked = SegmentInputs(torch.cat(inputs), torch.cat(lengths) if path.has_lengths else None)
-    rows = _rows(stacked, np.concatenate(owners), frozen_backbone)
+    if clip_context:  # embedded already
+        rows = AugmentedRows(torch.cat(inputs).float().numpy(), np.concatenate(owners))
+    else:
+        stacked = SegmentInputs(torch.cat(inputs), torch.cat(lengths) if path.has_lengths else None)
+        rows = _rows(stacked, np.concatenate(owners), frozen_backbone)
     cached.parent.mkdir(parents=True, exist_ok=True)
     partial = cached.with_suffix(".partial.npz")
     extra = {} if rows.lengths is None else {"lengths": rows.lengths}
@@ -151,6 +161,16 @@ def augmented_rows(
     log.info("augmented training rows: %d (%d passes), cached in %s", len(rows.row_clip),
              settings.passes, cached)  # fmt: skip
     return rows
+
+
+def _clip_embeddings(
+    backbone: nn.Module, audio: torch.Tensor, count: int, segmentation, rate: int
+) -> torch.Tensor:
+    """Embeddings [count, D] of a clip's segments, the clip encoded once (`embed_clip`)."""
+    window, hop = sample_grid(segmentation, rate)
+    device = next(backbone.parameters()).device
+    starts = torch.arange(count, device=device) * hop
+    return backbone.embed_clip(audio.to(device), starts, window).cpu()
 
 
 def _rows(
