@@ -1,18 +1,17 @@
 """`make bench-real`: the real-speech recipe on unseen speakers of two corpora, beside the peer.
 
-Corpora (development copies in ../shared/data): EmoDB (emodb-2s, 8 speakers, 4 speaker folds
-of 2) and RAVDESS-dev (actors 01-12, 3 folds of 4 actors), `split=speaker_folds` (one
-validation speaker drawn from the training ones). Rows: the classic peer (eGeMAPS functionals +
-linear SVM and + RBF SVM, clip-level), the shipped recipe (`experiment=real_speech`: Whisper
-tiny.en, frozen, clip context), the recipe with one lever switched off per row, Whisper's
-segment context, and YAMNet's recipe (`experiment=real_speech_yamnet`). Every segser row reports the paper's mean-logits
-clip decision (ALCA = WA, UA) and the attention-pooling head's own decision (pooled UA / WA).
-Prints one Markdown table of mean +- sample std over folds (and seeds, --seeds 0,1,2), the
-recipe's confusion matrix per corpus (summed over folds) and the time of each run, and a table
-of each lever's effect on UA per seed against the fold-to-fold spread, and writes them to --out.
-The recipe row is a development estimate: the search that chose the recipe used these same
-speakers and folds.
-"""
+Corpora (development copies in ../shared/data): EmoDB (emodb-2s, 8 speakers, 4 speaker folds of
+2) and RAVDESS-dev (actors 01-12, 3 folds of 4 actors), `split=speaker_folds` (one validation
+speaker drawn from the training ones). Rows: the classic peer (eGeMAPS functionals + linear SVM
+and + RBF SVM, clip-level), the shipped recipe (`experiment=real_speech`: Whisper tiny.en,
+frozen, clip context), the recipe with one lever switched off per row, Whisper's segment
+context, and YAMNet's recipe (`experiment=real_speech_yamnet`). Every segser row reports the
+paper's mean-logits clip decision (ALCA = WA, UA) and the attention-pooling head's own decision
+(pooled UA / WA). Prints one Markdown table of mean +- sample std over folds (and seeds, --seeds
+0,1,2), the recipe's confusion matrix per corpus (summed over folds) and the time of each run,
+and a table of each lever's effect on UA per seed against the fold-to-fold spread, and writes
+them to --out. The recipe row is a development estimate: the search that chose the recipe used
+these same speakers and folds. """
 
 from __future__ import annotations
 
