@@ -11,7 +11,7 @@ paper's mean-logits clip decision (ALCA = WA, UA) and the attention-pooling head
 0,1,2), the recipe's confusion matrix per corpus (summed over folds) and the time of each run,
 and a table of each lever's effect on UA per seed against the fold-to-fold spread, and writes
 them to --out. The recipe row is a development estimate: the search that chose the recipe used
-these same speakers and folds. """
+these same speakers and folds."""
 
 from __future__ import annotations
 
