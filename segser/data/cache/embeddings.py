@@ -149,14 +149,15 @@ def _build(
             torch.no_grad(),
         ):
             task = bar.add_task("segments", total=total, completed=state["rows_done"])
-            for batch, start in enumerate(range(state["rows_done"], total, batch_rows), start=1):
-                stop = min(start + batch_rows, total)
+            batch, start = 0, state["rows_done"]
+            while start < total:
+                batch, stop = batch + 1, _batch_end(patches, backbone, start, batch_rows)
                 embedding = embed_rows(patches, backbone, start, stop).float().numpy()
                 if center is not None:
                     embedding = embedding - center
                 embedding = embedding.astype(dtype)
                 handle.write(np.ascontiguousarray(embedding).tobytes())
-                state["rows_done"] = stop
+                state["rows_done"] = start = stop
                 if batch % CHECKPOINT_EVERY_BATCHES == 0:
                     checkpoint_build(handle, progress_path, state)
                 bar.update(task, completed=state["rows_done"])
@@ -209,6 +210,15 @@ def embed_rows(cache: SegmentCache, backbone: nn.Module, start: int, stop: int) 
         return _clip_context_rows(cache, backbone, start, stop)
     inputs, lengths = cache.inputs(start, stop), cache.lengths(start, stop)
     return backbone(inputs) if lengths is None else backbone(inputs, lengths)
+
+
+def _batch_end(cache: SegmentCache, backbone: nn.Module, start: int, batch_rows: int) -> int:
+    """The end of the batch of rows from `start`: `batch_rows` on, or, for a clip-context
+    backbone, on to the end of the last clip it reaches, so no clip is encoded twice."""
+    stop = min(start + batch_rows, len(cache))
+    if getattr(backbone, "context", "segment") != "clip":
+        return stop
+    return int(np.searchsorted(cache.row_clip, cache.row_clip[stop - 1], side="right"))
 
 
 def _clip_context_rows(
