@@ -45,11 +45,11 @@ from bench_units import per_second
 from torch import nn
 from torch.utils.data import DataLoader
 
-from segser.cuda_numerics import FAST, STRICT_FP32, CudaNumerics, cuda_numerics
 from segser.data.batches import DeviceBatches
 from segser.models.heads import ClassificationHead
 from segser.models.stacked import StackedSeeds, summed_loss
 from segser.models.vggish import VGGish
+from segser.setup.cuda_numerics import FAST, STRICT_FP32, CudaNumerics, cuda_numerics
 
 # VGGish forward is ~1.73 GFLOP per 96x64 patch; a training step (forward + backward) ~3x that.
 TRAIN_FLOP_PER_SEGMENT = 3 * 1.73e9

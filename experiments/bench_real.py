@@ -32,8 +32,8 @@ sys.path.insert(0, str(REPO))
 from egemaps_svm import egemaps_functionals, peer_scores  # noqa: E402
 from hydra.utils import instantiate  # noqa: E402
 
-from segser.components import read_corpus  # noqa: E402
-from segser.entry import composed  # noqa: E402
+from segser.setup.components import read_corpus  # noqa: E402
+from segser.setup.entry import composed  # noqa: E402
 from segser.train import train  # noqa: E402
 
 SHARED = REPO.parent / "shared" / "data"

@@ -20,8 +20,8 @@ from bench_units import per_second
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
-from segser.entry import CONF_DIR
 from segser.models.heads import ClassificationHead
+from segser.setup.entry import CONF_DIR
 
 BACKBONES = (
     "wav2vec2_base", "hubert_base", "wavlm_base_plus",

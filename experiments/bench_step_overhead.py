@@ -28,10 +28,10 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from segser.components import build_callbacks, build_loggers
-from segser.entry import composed
 from segser.models.heads import ClassificationHead
 from segser.models.module import SegmentEmotionClassifier
+from segser.setup.components import build_callbacks, build_loggers
+from segser.setup.entry import composed
 
 BATCH, UNITS = 32, 200
 TITLE = (

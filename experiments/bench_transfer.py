@@ -26,9 +26,9 @@ import torch
 from bench_units import rate
 from lightning.pytorch import Callback
 
-from segser.components import build_datamodule, model_config, read_corpus
-from segser.entry import composed
 from segser.models.factory import build_classifier
+from segser.setup.components import build_datamodule, model_config, read_corpus
+from segser.setup.entry import composed
 
 REPO = Path(__file__).resolve().parents[1]
 # The grids exactly as a user types them (README, "Sweeps"): no hidden overrides. A frozen

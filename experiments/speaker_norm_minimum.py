@@ -27,8 +27,8 @@ from segser.data.corpora.named_files import read_named_files  # noqa: E402
 from segser.data.signal.audio import audio_info  # noqa: E402
 from segser.data.signal.stream import stream_segments  # noqa: E402
 from segser.data.speaker_norm import MIN_STD  # noqa: E402
-from segser.entry import composed  # noqa: E402
 from segser.predict import Predictor  # noqa: E402
+from segser.setup.entry import composed  # noqa: E402
 from segser.train import train  # noqa: E402
 
 ROOT = REPO.parent / "shared" / "data" / "emodb-2s"

@@ -24,11 +24,11 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from torchvggish import vggish_input, vggish_params
 
-from segser.components import read_corpus
 from segser.data.corpora.clips import Clip
 from segser.data.splits import speaker_folds
-from segser.entry import composed
 from segser.models.yamnet import LAYER_CHANNELS, YAMNet
+from segser.setup.components import read_corpus
+from segser.setup.entry import composed
 
 REPO = Path(__file__).resolve().parents[1]
 NUM_FOLDS = 4

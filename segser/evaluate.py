@@ -19,13 +19,13 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from segser.components import build_datamodule, read_corpus
-from segser.config_checks import check_config
 from segser.data.corpora.clips import Clip
 from segser.data.splits import ClipSplit
-from segser.entry import CONF_DIR, report_user_errors, run_dir
 from segser.errors import SegserError
 from segser.models.checkpoint import MODEL_KEYS, RunRecord, literal, load_trained
+from segser.setup.components import build_datamodule, read_corpus
+from segser.setup.config_checks import check_config
+from segser.setup.entry import CONF_DIR, report_user_errors, run_dir
 from segser.train import save_test_results
 
 log = logging.getLogger("segser")

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from segser.entry import output_root
 from segser.errors import SegserError
 from segser.runs import tables
 from segser.runs.plots import plot_accuracy_bars, plot_confusion_matrix
 from segser.runs.sweeps import REPETITION_KEYS, Sweep, configurations, load_results, newest_sweep
+from segser.setup.entry import output_root
 
 
 @dataclass

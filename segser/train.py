@@ -20,7 +20,16 @@ from hydra.utils import instantiate
 from lightning.pytorch.loggers import WandbLogger
 from omegaconf import DictConfig, OmegaConf
 
-from segser.components import (
+from segser.data.corpora.clips import Clip
+from segser.data.datamodule import SegmentDataModule
+from segser.models.checkpoint import RunRecorder
+from segser.models.clip_pooling import PoolingSettings, pooled_clip_results
+from segser.models.factory import build_classifier
+from segser.models.module import SegmentEmotionClassifier
+from segser.runs.outputs import metrics_payload, prediction_rows, write_metrics, write_predictions
+from segser.runs.provenance import backbone_record
+from segser.search import cross_validate
+from segser.setup.components import (
     best_checkpoint,
     build_callbacks,
     build_datamodule,
@@ -29,21 +38,12 @@ from segser.components import (
     model_config,
     read_corpus,
 )
-from segser.config_checks import check_config
-from segser.cuda_numerics import CudaNumerics, chosen, cuda_numerics
-from segser.data.corpora.clips import Clip
-from segser.data.datamodule import SegmentDataModule
-from segser.entry import CONF_DIR, in_multirun, report_user_errors, run_dir
-from segser.job_threads import available_cores, sweep_job_threads
-from segser.models.checkpoint import RunRecorder
-from segser.models.clip_pooling import PoolingSettings, pooled_clip_results
-from segser.models.factory import build_classifier
-from segser.models.module import SegmentEmotionClassifier
-from segser.resume import AtomicCheckpointIO, ResumeState, resume_from
-from segser.runs.outputs import metrics_payload, prediction_rows, write_metrics, write_predictions
-from segser.runs.provenance import backbone_record
-from segser.search import cross_validate
-from segser.training_settings import describe, training_settings
+from segser.setup.config_checks import check_config
+from segser.setup.cuda_numerics import CudaNumerics, chosen, cuda_numerics
+from segser.setup.entry import CONF_DIR, in_multirun, report_user_errors, run_dir
+from segser.setup.job_threads import available_cores, sweep_job_threads
+from segser.setup.resume import AtomicCheckpointIO, ResumeState, resume_from
+from segser.setup.training_settings import describe, training_settings
 
 log = logging.getLogger("segser")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from segser.entry import CONF_DIR, composed
+from segser.setup.entry import CONF_DIR, composed
 
 __all__ = ["composed", "options"]
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from omegaconf import DictConfig, OmegaConf
 
-from segser.config_checks import check_config
 from segser.errors import SegserError
+from segser.setup.config_checks import check_config
 from tests.hydra_app import composed, options
 from tests.segser_cli import run_segser
 

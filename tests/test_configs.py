@@ -8,9 +8,9 @@ import pytest
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
-from segser.components import build_callbacks, build_loggers, model_config
-from segser.entry import CONF_DIR
 from segser.models.factory import build_classifier
+from segser.setup.components import build_callbacks, build_loggers, model_config
+from segser.setup.entry import CONF_DIR
 from tests.hydra_app import options
 
 CONF = Path(CONF_DIR)

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import segser.train
-from segser.cuda_numerics import FAST, STRICT_FP32, CudaNumerics, current
+from segser.setup.cuda_numerics import FAST, STRICT_FP32, CudaNumerics, current
 from segser.train import run_numerics, train
 from tests.hydra_app import composed, options
 

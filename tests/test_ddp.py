@@ -10,9 +10,9 @@ import torch
 from hydra.utils import instantiate
 from lightning.pytorch.strategies import DDPStrategy
 
-from segser.components import ddp_strategy, model_config
 from segser.evaluate import evaluate
 from segser.models.factory import build_classifier
+from segser.setup.components import ddp_strategy, model_config
 from tests.hydra_app import composed
 from tests.segser_cli import run_segser
 from tests.ssl_tiny import tiny_override

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from segser.components import model_config
 from segser.data.cache.embeddings import weights_sha256
 from segser.models.factory import build_classifier
+from segser.setup.components import model_config
 from segser.train import train
 from tests.hydra_app import composed
 

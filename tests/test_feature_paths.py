@@ -10,7 +10,6 @@ import pytest
 import torch
 from torch import nn
 
-from segser.config_checks import check_config
 from segser.data.augment.passes import AugmentSettings
 from segser.data.augment.specaugment import PatchMasks
 from segser.data.augment.waveform import WaveformAugmentation
@@ -21,6 +20,7 @@ from segser.data.waveform.settings import WaveformSettings
 from segser.errors import SegserError
 from segser.models.heads import ClassificationHead
 from segser.models.module import SegmentEmotionClassifier
+from segser.setup.config_checks import check_config
 from tests.data.test_datamodule import datamodule
 from tests.hydra_app import composed, options
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from segser.job_threads import joblib_workers, sweep_job_threads, threads_per_job
+from segser.setup.job_threads import joblib_workers, sweep_job_threads, threads_per_job
 from tests.hydra_app import composed
 
 

@@ -21,10 +21,10 @@ from segser.data.logmel.clip_patches import segment_patches
 from segser.data.signal.audio import resample, stream_resampler
 from segser.data.signal.segmentation import count_segments, segment_waveform
 from segser.data.signal.stream import SegmentCutter
-from segser.entry import CONF_DIR
 from segser.metrics.clip_accuracy import clip_votes
 from segser.models.checkpoint import load_classifier
 from segser.predict import main, predict
+from segser.setup.entry import CONF_DIR
 from segser.train import train
 from tests.conftest import SHARED_EMODB
 from tests.segser_cli import run_segser

@@ -20,10 +20,10 @@ import pytest
 import soundfile as sf
 import torch
 
-from segser.components import model_config
 from segser.models.factory import build_classifier
 from segser.predict import Predictor, predict
 from segser.predict.timeline import Timeline
+from segser.setup.components import model_config
 from tests.hydra_app import composed
 
 RATE = 16_000

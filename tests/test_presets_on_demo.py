@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from segser.entry import CONF_DIR
+from segser.setup.entry import CONF_DIR
 from segser.train import train
 from tests.hydra_app import composed
 

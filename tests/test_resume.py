@@ -16,7 +16,7 @@ import torch
 from lightning.pytorch.callbacks import EarlyStopping
 
 from segser.errors import SegserError
-from segser.resume import AtomicCheckpointIO, ResumeState, resume_from
+from segser.setup.resume import AtomicCheckpointIO, ResumeState, resume_from
 from tests.segser_cli import run_segser, segser_command, segser_env
 
 TRAIN = [
@@ -225,7 +225,7 @@ def test_slurm_requeue_runs_the_same_job_again() -> None:
     from hydra import compose, initialize_config_dir
     from hydra_plugins.hydra_submitit_launcher.submitit_launcher import SlurmLauncher
 
-    from segser.entry import CONF_DIR
+    from segser.setup.entry import CONF_DIR
 
     launcher = SlurmLauncher.__new__(SlurmLauncher)
     args = (["seed=1"], "hydra.sweep.dir", 3, "job-id", {})

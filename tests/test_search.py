@@ -11,9 +11,9 @@ import pytest
 from hydra.types import RunMode
 from omegaconf import OmegaConf
 
-from segser.config_checks import check_config
 from segser.errors import SegserError
 from segser.search import OptunaStorageDirectory, cross_validate
+from segser.setup.config_checks import check_config
 from tests.hydra_app import composed
 from tests.segser_cli import run_segser
 

@@ -12,8 +12,8 @@ import pytest
 import torch
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
-from segser.components import build_callbacks, feature_settings, read_corpus
 from segser.metrics.collection import ACCURACY_NAMES
+from segser.setup.components import build_callbacks, feature_settings, read_corpus
 from tests.data.test_iemocap import EXPECTED, iemocap_root  # noqa: F401 (a fixture)
 from tests.hydra_app import composed, options
 

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 import torch
 
-from segser.config_checks import check_config
 from segser.data.cache.embeddings import build_or_open_embeddings
 from segser.data.cache.waveforms import build_or_open_waveforms
 from segser.data.signal.segmentation import SegmentationSettings
@@ -19,6 +18,7 @@ from segser.errors import SegserError
 from segser.models.checkpoint import check_targets, load_trained, read_checkpoint
 from segser.models.heads import ClassificationHead
 from segser.models.ssl import SpeechTransformer
+from segser.setup.config_checks import check_config
 from segser.train import train
 from tests.hydra_app import composed
 from tests.run_checks import (

@@ -8,9 +8,9 @@ from pathlib import Path
 from hydra import compose, initialize_config_dir
 from lightning.pytorch.loggers import WandbLogger
 
-from segser.components import build_loggers
-from segser.entry import CONF_DIR
-from segser.job_threads import available_cores, threads_per_job
+from segser.setup.components import build_loggers
+from segser.setup.entry import CONF_DIR
+from segser.setup.job_threads import available_cores, threads_per_job
 from tests.segser_cli import run_segser
 
 

@@ -15,9 +15,9 @@ import torch
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import EarlyStopping
 
-from segser.components import build_callbacks, model_config
 from segser.models.factory import build_classifier
-from segser.training_settings import describe, training_settings
+from segser.setup.components import build_callbacks, model_config
+from segser.setup.training_settings import describe, training_settings
 from tests.hydra_app import composed, options
 from tests.ssl_tiny import SSL_BACKBONES, tiny_override
 

@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 import torch
 
-from segser.config_checks import check_config
 from segser.data.whisper.settings import WhisperSettings
 from segser.errors import SegserError
 from segser.evaluate import evaluate
 from segser.models.checkpoint import load_trained
 from segser.models.whisper import WhisperBackbone
 from segser.predict import predict
+from segser.setup.config_checks import check_config
 from segser.train import train
 from tests.hydra_app import composed
 from tests.run_checks import (

@@ -31,13 +31,13 @@ from segser.data.features import feature_path
 from segser.data.signal.audio import AudioInfo, audio_info
 from segser.data.signal.segmentation import count_segments
 from segser.data.signal.stream import find_audio, stream_segments
-from segser.entry import output_root
 from segser.errors import SegserError
 from segser.metrics.clip_accuracy import decision_name, segment_predictions
 from segser.models.checkpoint import load_trained
 from segser.predict import speakers as by_speaker
 from segser.predict.clip_outputs import clip_decisions, output_stems
 from segser.predict.timeline import Timeline
+from segser.setup.entry import output_root
 
 TIMELINE_BINS = 2000  # an hour at 0.5 s hop pools ~4 segments per bar
 

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from segser.components import model_config
-from segser.entry import CONF_DIR
 from segser.errors import SegserError
 from segser.models.backbone import Backbone
 from segser.models.factory import build_classifier
+from segser.setup.components import model_config
+from segser.setup.entry import CONF_DIR
 from tests.hydra_app import composed
 from tests.ssl_tiny import SSL_BACKBONES, tiny_override
 
@@ -64,7 +64,7 @@ def test_contradicting_features_are_one_clear_error(
                                        ["backbone=vggish", "features=yamnet"]])  # fmt: skip
 def test_contradicting_features_are_refused_by_the_config_check(overrides: list[str]) -> None:
     """Before the corpus scan and cache build, as every other config check."""
-    from segser.config_checks import check_config
+    from segser.setup.config_checks import check_config
 
     with pytest.raises(SegserError, match=r"features\.log_offset=.* contradicts backbone="):
         check_config(composed("train", overrides))

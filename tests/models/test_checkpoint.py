@@ -12,7 +12,6 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from segser.components import model_config
 from segser.errors import SegserError
 from segser.evaluate import evaluate
 from segser.models.checkpoint import (
@@ -23,6 +22,7 @@ from segser.models.checkpoint import (
 )
 from segser.models.factory import build_classifier
 from segser.predict import main as predict_main
+from segser.setup.components import model_config
 from tests.hydra_app import composed
 from tests.segser_cli import run_segser
 

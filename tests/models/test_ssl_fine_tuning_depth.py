@@ -6,9 +6,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from segser.components import model_config
 from segser.models.factory import build_classifier
 from segser.models.ssl import SpeechTransformer
+from segser.setup.components import model_config
 from tests.hydra_app import composed
 from tests.ssl_tiny import tiny_override, tiny_params
 

@@ -83,8 +83,8 @@ def test_fitting_draws_nothing_from_the_generator_and_happens_once() -> None:
 
 @pytest.mark.parametrize("input_norm", [False, True])
 def test_shipped_yamnet_config_standardizes_and_baseline_does_not(input_norm: bool) -> None:
-    from segser.components import model_config
     from segser.models.factory import build_classifier
+    from segser.setup.components import model_config
     from tests.hydra_app import composed
 
     overrides = ["backbone=yamnet"] if input_norm else ["backbone=baseline"]

@@ -17,7 +17,7 @@ CLASSES = ["angry", "happy", "sad", "neutral"]
 
 def _model(*overrides: str):
     cfg = composed("train", ["backbone=yamnet", "backbone.weights=none", *overrides])
-    from segser.components import model_config
+    from segser.setup.components import model_config
 
     return build_classifier(model_config(cfg))
 

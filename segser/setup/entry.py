@@ -16,11 +16,10 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 from omegaconf.errors import MissingMandatoryValue
 
-import segser.training_settings  # noqa: F401  (registers its config resolver before any compose)
 from segser.errors import SegserError
 
 log = logging.getLogger("segser")
-CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+CONF_DIR = str(Path(__file__).resolve().parents[2] / "conf")
 
 
 def composed(config_name: str, overrides: Sequence[str], **options: Any) -> DictConfig:
