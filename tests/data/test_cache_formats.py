@@ -54,13 +54,15 @@ PATCH_ROW_MEANS = [-3.9384, -4.3858, -3.6279, -3.745, -4.254, -3.6234, -3.6234, 
 
 
 def tone_clips(folder: Path) -> list[Clip]:
-    """Three 16 kHz tones (0.7, 1.3 and 2.6 s): two, three and six 1 s segments at 0.5 s hop."""
+    """Three 16 kHz tones (0.7, 1.3 and 2.6 s): two, three and six 1 s segments at 0.5 s hop;
+    files already there are kept (a rewrite would change their mtime, so the cache key)."""
     clips = []
     for i, (seconds, hz) in enumerate([(0.7, 220.0), (1.3, 330.0), (2.6, 440.0)]):
         path = folder / f"c{i}.wav"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        t = np.arange(round(seconds * 16000)) / 16000
-        sf.write(path, 0.3 * np.sin(2 * np.pi * hz * t), 16000, subtype="PCM_16")
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            t = np.arange(round(seconds * 16000)) / 16000
+            sf.write(path, 0.3 * np.sin(2 * np.pi * hz * t), 16000, subtype="PCM_16")
         clips.append(Clip(f"c{i}", path, "sad", "s1", "S1", seconds))
     return clips
 
