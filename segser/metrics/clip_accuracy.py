@@ -20,7 +20,6 @@ import torch
 from torch import Tensor
 from torchmetrics import Metric
 from torchmetrics.utilities import dim_zero_cat
-from torchmetrics.utilities.distributed import gather_all_tensors
 
 # The clip decision of a clip with no finite logits to decide by: never equal to a target.
 NO_DECISION = -1
@@ -211,17 +210,23 @@ class ClipMetricBase(SegmentMetric):
         self.target.append(target.long())
         self.clip_ids.append(clip_ids.long())
 
-    def _sync_dist(
-        self, dist_sync_fn: Callable = gather_all_tensors, process_group: Any = None
+    def sync(
+        self,
+        dist_sync_fn: Callable | None = None,
+        process_group: Any = None,
+        should_sync: bool = True,
+        distributed_available: Callable | None = None,
     ) -> None:
-        # torchmetrics stands in a 1-D float32 tensor for a rank that saw no segment, which
-        # cannot be gathered with other ranks' [N, C] logits or int64 ids: give it typed empties.
-        # sync() has cached the local state before this, and unsync() restores it.
+        """Gather every rank's segments (torchmetrics' public `sync`), a rank without any included.
+
+        torchmetrics stands in a 1-D float32 tensor for an empty list state, which cannot be
+        gathered with other ranks' [N, C] logits or int64 ids: such a rank sends typed empties.
+        """
         if isinstance(self.target, list) and not self.target:
-            self.logits = [torch.zeros(0, self.num_classes, device=self.device)]
-            self.target = [torch.zeros(0, dtype=torch.long, device=self.device)]
-            self.clip_ids = [torch.zeros(0, dtype=torch.long, device=self.device)]
-        super()._sync_dist(dist_sync_fn, process_group)
+            self.logits.append(torch.zeros(0, self.num_classes, device=self.device))
+            self.target.append(torch.zeros(0, dtype=torch.long, device=self.device))
+            self.clip_ids.append(torch.zeros(0, dtype=torch.long, device=self.device))
+        super().sync(dist_sync_fn, process_group, should_sync, distributed_available)
 
     def summary(self) -> ClipSummary:
         """Per-clip summary of the stored segments (synced across ranks inside ``compute``)."""

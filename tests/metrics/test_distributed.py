@@ -1,8 +1,10 @@
-"""Two gloo ranks holding different segments of shared clips sync to the 1-process result."""
+"""Two ranks holding different segments of shared clips sync to the 1-process result: two gloo
+processes, and the same gather faked in one process through the metrics' `dist_sync_fn`."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -11,6 +13,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch import Tensor
+from torchmetrics import Metric
 
 from segser.metrics import ClipMetrics
 from tests.metrics.test_clip_accuracy import METRICS
@@ -37,10 +40,15 @@ def segments(seed: int = 0) -> tuple[Tensor, Tensor, Tensor]:
     return logits[order], target[order], clip_ids[order]
 
 
-def evaluate(parts: list[tuple[Tensor, Tensor, Tensor]]) -> dict[str, object]:
-    """Every metric fed the given batches; plain Python values for comparison across processes."""
+Parts = list[tuple[Tensor, Tensor, Tensor]]
+
+
+def evaluate(
+    parts: Parts, make: Callable[[type[Metric]], Metric] = lambda cls: cls(NUM_CLASSES)
+) -> dict[str, object]:
+    """Every metric (built by `make`) fed the given batches; plain Python values to compare."""
     result: dict[str, object] = {}
-    metric = ClipMetrics(NUM_CLASSES)
+    metric = make(ClipMetrics)
     for part in parts:
         metric.update(*part)
     for key, value in metric.compute().items():
@@ -51,7 +59,7 @@ def evaluate(parts: list[tuple[Tensor, Tensor, Tensor]]) -> dict[str, object]:
     # After sync, compute must leave the local segments in place.
     result["local_segments"] = sum(len(t) for t in metric.target)
     for name, metric_class in METRICS.items():
-        single = metric_class(NUM_CLASSES)
+        single = make(metric_class)
         for part in parts:
             single.update(*part)
         result[name] = single.compute().item()
@@ -123,4 +131,63 @@ def test_synced_compute_equals_single_process(synced: Path, scenario: str) -> No
         assert result.pop("local_segments") == local
         expected.pop("local_segments", None)
         # Every rank sees the synced whole: the same numbers, recalls (NaN included) and clips.
+        torch.testing.assert_close(result, expected, equal_nan=True, msg=f"rank {rank}")
+
+
+def sent_states(metric_class: type[Metric], parts: Parts) -> list[Tensor]:
+    """What a rank holding `parts` hands its gather, state by state (its sync, recorded)."""
+    metric, sent = metric_class(NUM_CLASSES), []
+    for part in parts:
+        metric.update(*part)
+
+    def record(tensor: Tensor, group: object = None) -> list[Tensor]:
+        sent.append(tensor)
+        return [tensor]
+
+    metric.sync(dist_sync_fn=record, distributed_available=lambda: True)
+    metric.unsync()
+    return sent
+
+
+def two_rank_gather(sent: list[list[Tensor]], rank: int) -> Callable[..., list[Tensor]]:
+    """all_gather across two ranks faked in one process: each call returns both ranks' tensor
+    of the next state, and refuses what gloo cannot gather (other ndim, dtype or row shape)."""
+    calls = iter(zip(*sent, strict=True))
+
+    def gather(tensor: Tensor, group: object = None) -> list[Tensor]:
+        per_rank = list(next(calls))
+        assert torch.equal(tensor, per_rank[rank])
+        kinds = {(t.ndim, t.dtype, tuple(t.shape[1:])) for t in per_rank}
+        if len(kinds) > 1:
+            raise RuntimeError(f"ranks send tensors that cannot be gathered together: {kinds}")
+        return per_rank
+
+    return gather
+
+
+FAKE_SCENARIOS = {
+    "shared": [rank_parts(0, "shared"), rank_parts(1, "shared")],
+    "rank 1 empty": [rank_parts(0, "empty_rank"), []],
+    "rank 0 empty": [[], rank_parts(0, "empty_rank")],
+    "both empty": [[], []],
+}
+
+
+@pytest.mark.parametrize("scenario", FAKE_SCENARIOS)
+def test_faked_gather_gives_every_rank_the_single_process_result(scenario: str) -> None:
+    parts_by_rank = FAKE_SCENARIOS[scenario]
+    expected = evaluate([] if scenario == "both empty" else [segments()])
+    expected.pop("local_segments")
+    sent = {cls: [sent_states(cls, parts) for parts in parts_by_rank] for cls in METRICS.values()}
+    sent[ClipMetrics] = [sent_states(ClipMetrics, parts) for parts in parts_by_rank]
+    for rank, parts in enumerate(parts_by_rank):
+        result = evaluate(
+            parts,
+            lambda cls, rank=rank: cls(
+                NUM_CLASSES,
+                dist_sync_fn=two_rank_gather(sent[cls], rank),
+                distributed_available_fn=lambda: True,
+            ),
+        )
+        assert result.pop("local_segments") == sum(len(target) for _, target, _ in parts)
         torch.testing.assert_close(result, expected, equal_nan=True, msg=f"rank {rank}")

@@ -15,32 +15,23 @@ import json
 import logging
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import ClassVar
 
 import numpy as np
 import torch
 
 from segser.data.batches import MappedRows
-from segser.data.cache.entry import (
-    BrokenEntry,
-    build_progress,
-    checkpoint_build,
-    finish_build,
-    map_rows,
-    open_or_build,
-    read_arrays,
-    read_json,
-    resume_build,
-    skip_or_fail,
-)
+from segser.data.cache.entry import map_rows
+from segser.data.cache.rows import RowBuild, RowCache
 from segser.data.corpora.clips import BadClipPolicy, Clip
 from segser.data.logmel.clip_patches import clips_patches
 from segser.data.logmel.features import LogMelPatcher, LogMelSettings
 from segser.data.signal.audio import RESAMPLER_ID, load_audio
 from segser.data.signal.segmentation import SegmentationSettings
 from segser.data.waveform.settings import WaveformSettings
-from segser.errors import BadClipError, SegserError
+from segser.errors import BadClipError
 
 log = logging.getLogger("segser")
 
@@ -76,35 +67,21 @@ def cache_key(
 
 
 @dataclass
-class PatchCache:
+class PatchCache(RowCache):
     """A finished cache entry, opened read-only and memory-mapped (RAM does not grow with it)."""
 
-    directory: Path
+    what: ClassVar[str] = "feature cache"
+    format_version: ClassVar[int] = CACHE_FORMAT_VERSION
+    data_name: ClassVar[str] = "patches.f32"
+
     patches: np.ndarray  # [rows, 96, 64] float32, memory-mapped
-    row_clip: np.ndarray  # [rows] int64, index into the clip table
-    row_segment: np.ndarray  # [rows] int32, segment number within its clip
-    clip_ids: list[str]
-    skipped: dict[str, str]
 
     @classmethod
     def open(cls, directory: Path) -> PatchCache:
         """Open and check an entry; BrokenEntry if any file is partial, truncated or corrupt."""
-        meta = read_json(directory / "meta.json")
-        try:
-            if meta["format_version"] != CACHE_FORMAT_VERSION:
-                raise ValueError(f"format_version {meta['format_version']}")
-            rows, frames, bins = int(meta["rows"]), int(meta["frames"]), int(meta["bins"])
-            clip_ids, skipped = list(meta["clip_ids"]), dict(meta["skipped"])
-        except (KeyError, TypeError, ValueError) as error:
-            raise BrokenEntry(
-                f"meta.json is incomplete ({type(error).__name__}: {error})"
-            ) from error
-        index = read_arrays(directory / "index.npz", {"row_clip": rows, "row_segment": rows})
-        row_clip = index["row_clip"]
-        if rows and not 0 <= int(row_clip.min()) <= int(row_clip.max()) < len(clip_ids):
-            raise BrokenEntry("index.npz points outside the clip table")
-        patches = map_rows(directory / "patches.f32", rows, (frames, bins), np.float32)
-        return cls(directory, patches, row_clip, index["row_segment"], clip_ids, skipped)
+        shape, fields = cls.read_entry(directory, lambda m: (int(m["frames"]), int(m["bins"])))
+        patches = map_rows(directory / cls.data_name, len(fields["row_clip"]), shape, np.float32)
+        return cls(patches=patches, **fields)
 
     def rows(self) -> MappedRows:
         """What the datamodule serves batches from."""
@@ -117,18 +94,6 @@ class PatchCache:
     def lengths(self, start: int, stop: int) -> None:
         """Every patch is whole: no valid lengths to pass (the waveform cache has them)."""
         return None
-
-    def __len__(self) -> int:
-        return len(self.patches)
-
-    def rows_for_clips(self, clip_indices: Sequence[int]) -> np.ndarray:
-        """Rows of every segment of the given clips, in cache order."""
-        return np.flatnonzero(np.isin(self.row_clip, np.asarray(clip_indices, dtype=np.int64)))
-
-    @property
-    def kept_clip_indices(self) -> list[int]:
-        """Clips that have patches (bad clips skipped during the build have none)."""
-        return np.unique(self.row_clip).tolist()
 
 
 def _patches_for_clips(
@@ -154,74 +119,29 @@ def _patches_for_clips(
     return results
 
 
-def _checkpointed_rows(state: dict, clips: int) -> int:
-    """Rows a patch build's checkpoint holds; BrokenEntry unless it fits the clip table."""
-    rows = len(state["row_clip"])
-    if not 0 <= state["clips_done"] <= clips or rows != len(state["row_segment"]):
-        raise BrokenEntry("progress.json does not fit the clip table")
-    return rows
+class PatchBuild(RowBuild[PatchCache]):
+    """A patch entry's build: each clip's patches, short clips sharing feature passes."""
 
+    cache = PatchCache
 
-def _build(
-    clips: Sequence[Clip],
-    partial: Path,
-    segmentation: SegmentationSettings,
-    features: LogMelSettings,
-    on_bad_clip: str,
-) -> None:
-    """Append each clip's patches to `partial`, checkpointing progress so a kill loses little."""
-    partial.mkdir(parents=True, exist_ok=True)
-    progress_path = partial / "progress.json"
-    row_bytes = features.frames_per_patch * features.num_mel_bins * 4
-    data_path = partial / "patches.f32"
-    fresh = {"clips_done": 0, "row_clip": [], "row_segment": [], "skipped": {}}
-    state = resume_build(
-        progress_path,
-        data_path,
-        row_bytes,
-        fresh,
-        lambda checkpoint: _checkpointed_rows(checkpoint, len(clips)),
-        "feature cache",
-    )
-    patcher = LogMelPatcher(features)
-    with open(data_path, "ab") as handle, build_progress("feature cache") as bar:
-        task = bar.add_task("clips", total=len(clips), completed=state["clips_done"])
-        checkpointed = state["clips_done"]
-        while state["clips_done"] < len(clips):
-            first = state["clips_done"]
-            group = clips[first : first + CLIPS_PER_GROUP]
-            found = _patches_for_clips(group, patcher, segmentation, features.sample_rate_hz)
-            group = group[: len(found)]
-            for index, (clip, patches) in enumerate(zip(group, found, strict=True), start=first):
-                if isinstance(patches, BadClipError):
-                    skip_or_fail(patches, clip.clip_id, on_bad_clip, handle, progress_path, state)
-                else:
-                    handle.write(patches.tobytes())
-                    state["row_clip"].extend([index] * len(patches))
-                    state["row_segment"].extend(range(len(patches)))
-                state["clips_done"] = index + 1
-            if state["clips_done"] - checkpointed >= PROGRESS_EVERY_CLIPS:
-                checkpoint_build(handle, progress_path, state)
-                checkpointed = state["clips_done"]
-            bar.advance(task, len(group))
-        checkpoint_build(handle, progress_path, state)
+    @property
+    def row_bytes(self) -> int:
+        return self.features.frames_per_patch * self.features.num_mel_bins * 4
 
-    np.savez(
-        partial / "index.npz",
-        row_clip=np.asarray(state["row_clip"], dtype=np.int64),
-        row_segment=np.asarray(state["row_segment"], dtype=np.int32),
-    )
-    meta = {
-        "format_version": CACHE_FORMAT_VERSION,
-        "rows": len(state["row_clip"]),
-        "frames": features.frames_per_patch,
-        "bins": features.num_mel_bins,
-        "clip_ids": [c.clip_id for c in clips],
-        "skipped": state["skipped"],
-        "segmentation": asdict(segmentation),
-        "features": asdict(features),
-    }
-    finish_build(progress_path, meta)
+    @cached_property
+    def patcher(self) -> LogMelPatcher:
+        return LogMelPatcher(self.features)
+
+    def compute(self, first: int) -> list[np.ndarray | BadClipError]:
+        group = self.clips[first : first + CLIPS_PER_GROUP]
+        rate = self.features.sample_rate_hz
+        return _patches_for_clips(group, self.patcher, self.segmentation, rate)
+
+    def append(self, state: dict, clip: int, result: np.ndarray) -> tuple[np.ndarray, int]:
+        return result, len(result)
+
+    def meta(self, state: dict) -> dict:
+        return {"frames": self.features.frames_per_patch, "bins": self.features.num_mel_bins}
 
 
 def build_or_open_cache(
@@ -235,25 +155,7 @@ def build_or_open_cache(
 
     Under `on_bad_clip="fail"`, an entry built under "skip" that left clips out is refused.
     """
-    key = cache_key(clips, segmentation, features)
-    cache = open_or_build(
-        Path(cache_dir),
-        key,
-        PatchCache.open,
-        lambda partial: _build(clips, partial, segmentation, features, on_bad_clip),
-        what="feature cache",
+    build = PatchBuild(clips, segmentation, features, on_bad_clip)
+    return build.build_or_open(
+        cache_dir, cache_key(clips, segmentation, features), PROGRESS_EVERY_CLIPS
     )
-    refuse_skipped(cache, on_bad_clip)
-    return cache
-
-
-def refuse_skipped(cache: PatchCache | Any, on_bad_clip: str) -> None:
-    """Under `on_bad_clip="fail"`, refuse an entry built under "skip" that left clips out."""
-    if on_bad_clip == "fail" and cache.skipped:
-        names = sorted(cache.skipped)
-        listed = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
-        raise SegserError(
-            f"{cache.directory}: this feature cache was built with data.on_bad_clip=skip and "
-            f"leaves out {len(names)} bad clip(s) ({listed}; errors in its meta.json). "
-            "Fix or remove those clips, or run with data.on_bad_clip=skip"
-        )

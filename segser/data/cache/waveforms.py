@@ -14,25 +14,18 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
 
-from segser.data.cache.entry import (
-    BrokenEntry,
-    build_progress,
-    checkpoint_build,
-    finish_build,
-    map_rows,
-    open_or_build,
-    read_arrays,
-    read_json,
-    resume_build,
-    skip_or_fail,
-)
-from segser.data.cache.patches import cache_key, refuse_skipped
+from segser.data.batches import MappedRows
+from segser.data.cache.entry import BrokenEntry, map_rows
+from segser.data.cache.patches import cache_key
+from segser.data.cache.rows import RowBuild, RowCache
 from segser.data.corpora.clips import BadClipPolicy, Clip
 from segser.data.signal.audio import load_audio
 from segser.data.signal.segmentation import SegmentationSettings
@@ -53,18 +46,12 @@ class WaveformRows:
     add_channel = True  # served as [B, 1, samples], a mono channel like the patches' one
 
     def __init__(self, samples: np.ndarray, row_window: np.ndarray, grid: Grid) -> None:
-        self._samples: np.ndarray | None = samples
+        self._samples = MappedRows(samples)  # a memmap travels as its file name
         self.row_window, self.grid = row_window, grid
-        self._spec = None
-        if isinstance(samples, np.memmap) and samples.filename:
-            self._spec = (samples.filename, len(samples))
 
     @property
     def samples(self) -> np.ndarray:
-        if self._samples is None:
-            filename, length = self._spec
-            self._samples = np.memmap(filename, dtype=np.float32, mode="r", shape=(length,))
-        return self._samples
+        return self._samples.array
 
     @property
     def array(self) -> WaveformRows:
@@ -87,50 +74,39 @@ class WaveformRows:
     def __len__(self) -> int:
         return len(self.row_window)
 
-    def __getstate__(self) -> dict:
-        state = dict(self.__dict__)
-        if self._spec:
-            state["_samples"] = None
-        return state
-
 
 @dataclass
-class WaveformCache:
+class WaveformCache(RowCache):
     """A finished entry: the samples (memory-mapped) and the row index."""
 
-    directory: Path
+    what: ClassVar[str] = "waveform cache"
+    format_version: ClassVar[int] = WAVEFORM_FORMAT_VERSION
+    data_name: ClassVar[str] = "samples.f32"
+    index: ClassVar[dict[str, type]] = RowCache.index | {
+        "row_window": np.int64,  # [rows] window number on the hop grid of `samples`
+        "row_length": np.int32,  # [rows] the row's samples that are the clip's, not padding
+    }
+
     samples: np.ndarray  # [samples] float32, memory-mapped
     grid: Grid
-    row_clip: np.ndarray  # [rows] int64, index into the clip table
-    row_segment: np.ndarray  # [rows] int32, segment number within its clip
-    row_window: np.ndarray  # [rows] int64, window number on the hop grid of `samples`
-    row_length: np.ndarray  # [rows] int32, the row's samples that are the clip's, not padding
-    clip_ids: list[str]
-    skipped: dict[str, str]
+    row_window: np.ndarray
+    row_length: np.ndarray
 
     @classmethod
     def open(cls, directory: Path) -> WaveformCache:
         """Open and check an entry; BrokenEntry if any file is partial, truncated or corrupt."""
-        meta = read_json(directory / "meta.json")
-        try:
-            if meta["format_version"] != WAVEFORM_FORMAT_VERSION:
-                raise ValueError(f"format_version {meta['format_version']}")
-            rows, length = int(meta["rows"]), int(meta["samples"])
-            grid = Grid(int(meta["window_samples"]), int(meta["hop_samples"]))
-            clip_ids, skipped = list(meta["clip_ids"]), dict(meta["skipped"])
-        except (KeyError, TypeError, ValueError) as error:
-            raise BrokenEntry(f"meta.json is incomplete ({error})") from error
-        names = {"row_clip": rows, "row_segment": rows, "row_window": rows, "row_length": rows}
-        index = read_arrays(directory / "index.npz", names)
-        samples = map_rows(directory / "samples.f32", length, (), np.float32)
-        windows = len(window_views(samples, grid))
-        if (
-            rows
-            and not 0 <= int(index["row_window"].min()) <= int(index["row_window"].max()) < windows
-        ):
+        (length, grid), fields = cls.read_entry(
+            directory,
+            lambda meta: (
+                int(meta["samples"]),
+                Grid(int(meta["window_samples"]), int(meta["hop_samples"])),
+            ),
+        )
+        samples = map_rows(directory / cls.data_name, length, (), np.float32)
+        windows, row_window = len(window_views(samples, grid)), fields["row_window"]
+        if len(row_window) and not 0 <= int(row_window.min()) <= int(row_window.max()) < windows:
             raise BrokenEntry("index.npz points past samples.f32")
-        return cls(directory, samples, grid, index["row_clip"], index["row_segment"],
-                   index["row_window"], index["row_length"], clip_ids, skipped)  # fmt: skip
+        return cls(samples=samples, grid=grid, **fields)
 
     def rows(self) -> WaveformRows:
         """What the datamodule serves batches from."""
@@ -156,93 +132,44 @@ class WaveformCache:
         end = int(starts[-1] + self.row_length[rows[-1]])
         return self.samples[int(starts[0]) : end], starts - starts[0]
 
-    def __len__(self) -> int:
-        return len(self.row_clip)
 
-    def rows_for_clips(self, clip_indices: Sequence[int]) -> np.ndarray:
-        """Rows of every segment of the given clips, in cache order."""
-        return np.flatnonzero(np.isin(self.row_clip, np.asarray(clip_indices, dtype=np.int64)))
+class WaveformBuild(RowBuild[WaveformCache]):
+    """A waveform entry's build: each clip's span (its samples, then zeros to whole hops)."""
 
-    @property
-    def kept_clip_indices(self) -> list[int]:
-        """Clips that have segments (bad clips skipped during the build have none)."""
-        return np.unique(self.row_clip).tolist()
+    cache = WaveformCache
+    row_bytes = 4  # the checkpoint counts samples
+    counters: ClassVar[dict[str, int]] = {"samples": 0}
 
+    @cached_property
+    def grid(self) -> Grid:
+        return sample_grid(self.segmentation, self.features.sample_rate_hz)
 
-def _checkpointed_samples(state: dict, clips: int) -> int:
-    rows = len(state["row_clip"])
-    if not 0 <= state["clips_done"] <= clips or not (
-        rows == len(state["row_segment"]) == len(state["row_window"]) == len(state["row_length"])
-    ):
-        raise BrokenEntry("progress.json does not fit the clip table")
-    return int(state["samples"])
+    def compute(self, first: int) -> list[tuple[int, np.ndarray, int] | BadClipError]:
+        rate = self.features.sample_rate_hz
+        try:
+            audio = load_audio(self.clips[first].path, rate).numpy()
+            return [(len(audio), *clip_span(audio, rate, self.segmentation))]
+        except BadClipError as error:
+            return [error]
 
+    def append(self, state: dict, clip: int, result: tuple) -> tuple[np.ndarray, int]:
+        audio_length, span, count = result
+        first_window = state["samples"] // self.grid.hop
+        state["row_window"].extend(range(first_window, first_window + count))
+        starts = np.arange(count) * self.grid.hop
+        state["row_length"].extend(np.clip(audio_length - starts, 0, self.grid.window).tolist())
+        state["samples"] += len(span)
+        return span, count
 
-def _build(
-    clips: Sequence[Clip],
-    partial: Path,
-    segmentation: SegmentationSettings,
-    features: WaveformSettings,
-    on_bad_clip: str,
-) -> None:
-    """Append each clip's span, checkpointing progress so a kill loses little."""
-    partial.mkdir(parents=True, exist_ok=True)
-    progress_path = partial / "progress.json"
-    data_path = partial / "samples.f32"
-    fresh = {"clips_done": 0, "samples": 0, "row_clip": [], "row_segment": [], "row_window": []}
-    fresh |= {"row_length": [], "skipped": {}}
-    state = resume_build(
-        progress_path,
-        data_path,
-        4,
-        fresh,
-        lambda checkpoint: _checkpointed_samples(checkpoint, len(clips)),
-        "waveform cache",
-    )
-    rate = features.sample_rate_hz
-    grid = sample_grid(segmentation, rate)
-    with open(data_path, "ab") as handle, build_progress("waveform cache") as bar:
-        task = bar.add_task("clips", total=len(clips), completed=state["clips_done"])
-        for index in range(state["clips_done"], len(clips)):
-            clip = clips[index]
-            try:
-                audio = load_audio(clip.path, rate).numpy()
-                span, count = clip_span(audio, rate, segmentation)
-            except BadClipError as error:
-                skip_or_fail(error, clip.clip_id, on_bad_clip, handle, progress_path, state)
-            else:
-                handle.write(span.tobytes())
-                first_window = state["samples"] // grid.hop
-                state["row_clip"].extend([index] * count)
-                state["row_segment"].extend(range(count))
-                state["row_window"].extend(range(first_window, first_window + count))
-                starts = np.arange(count) * grid.hop
-                state["row_length"].extend(np.clip(len(audio) - starts, 0, grid.window).tolist())
-                state["samples"] += len(span)
-            state["clips_done"] = index + 1
-            if state["clips_done"] % PROGRESS_EVERY_CLIPS == 0:
-                checkpoint_build(handle, progress_path, state)
-            bar.advance(task)
-        checkpoint_build(handle, progress_path, state)
-    np.savez(
-        partial / "index.npz",
-        row_clip=np.asarray(state["row_clip"], dtype=np.int64),
-        row_segment=np.asarray(state["row_segment"], dtype=np.int32),
-        row_window=np.asarray(state["row_window"], dtype=np.int64),
-        row_length=np.asarray(state["row_length"], dtype=np.int32),
-    )
-    meta = {
-        "format_version": WAVEFORM_FORMAT_VERSION,
-        "rows": len(state["row_clip"]),
-        "samples": state["samples"],
-        "window_samples": grid.window,
-        "hop_samples": grid.hop,
-        "clip_ids": [c.clip_id for c in clips],
-        "skipped": state["skipped"],
-        "segmentation": asdict(segmentation),
-        "features": asdict(features),
-    }
-    finish_build(progress_path, meta)
+    def written(self, state: dict) -> int:
+        return int(state["samples"])
+
+    def meta(self, state: dict) -> dict:
+        return {
+            "samples": state["samples"],
+            "window_samples": self.grid.window,
+            "hop_samples": self.grid.hop,
+        }
 
 
 def build_or_open_waveforms(
@@ -253,12 +180,6 @@ def build_or_open_waveforms(
     on_bad_clip: BadClipPolicy = "fail",
 ) -> WaveformCache:
     """Open the waveform entry for these clips and settings, building it if needed."""
-    cache = open_or_build(
-        Path(cache_dir),
-        "waveform-" + cache_key(clips, segmentation, features),
-        WaveformCache.open,
-        lambda partial: _build(clips, partial, segmentation, features, on_bad_clip),
-        what="waveform cache",
-    )
-    refuse_skipped(cache, on_bad_clip)
-    return cache
+    build = WaveformBuild(clips, segmentation, features, on_bad_clip)
+    key = "waveform-" + cache_key(clips, segmentation, features)
+    return build.build_or_open(cache_dir, key, PROGRESS_EVERY_CLIPS)
