@@ -31,7 +31,7 @@ from segser.setup.components import build_datamodule, model_config, read_corpus
 from segser.setup.entry import composed
 
 REPO = Path(__file__).resolve().parents[1]
-# The grids exactly as a user types them (README, "Sweeps"): no hidden overrides. A frozen
+# The grids exactly as a user types them (docs/sweeps-and-predict.md): no hidden overrides. A frozen
 # backbone takes the frozen-head training settings, and each of the two parallel jobs takes
 # its share of the cores, by themselves. Data and outputs go where SEGSER_DATA_DIR and
 # SEGSER_OUTPUT_DIR point, as for a user who sets them.

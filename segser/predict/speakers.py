@@ -23,7 +23,7 @@ from segser.data.signal.stream import stream_segments
 from segser.data.speaker_norm import RunningMoments
 from segser.errors import SegserError
 
-# Measured with experiments/speaker_norm_minimum.py (README "Results"): on EmoDB-2s's unseen
+# Measured with experiments/speaker_norm_minimum.py (docs/results.md): on EmoDB-2s's unseen
 # speakers, statistics from 20 s of a speaker's audio first match the training ones (clip UA
 # 0.786 against 0.779; 15 s: 0.769, 10 s: 0.697); 30 s: 0.806, all of it: 0.831.
 MIN_SPEAKER_SECONDS = 20.0

@@ -322,7 +322,8 @@ def test_cached_segment_counts_follow_the_readme_rule_around_hop_multiples(
     tail: str, tmp_path: Path
 ) -> None:
     """Clips a sample short of, at and just past 1 s + k * 0.5 s: the cache holds exactly the
-    segments the README's rule gives (walked window by window here), numbered 0, 1, ..."""
+    segments the rule of docs/paper-differences.md gives (walked window by window here), numbered
+    0, 1, ..."""
     import soundfile as sf
 
     rate, window, hop = 16000, 16000, 8000

@@ -165,8 +165,8 @@ def test_segment_waveform_on_cuda_matches_cpu() -> None:
 
 
 def _readme_count(num_samples: int, window: int, hop: int, tail: str) -> int:
-    """The README's rule, walked window by window: `pad` keeps every window that starts inside
-    the clip; `stop` ends at the first window that reaches the clip's end."""
+    """The rule of docs/paper-differences.md, walked window by window: `pad` keeps every window
+    that starts inside the clip; `stop` ends at the first window that reaches the clip's end."""
     count, start = 0, 0
     while start < num_samples:
         count += 1

@@ -1,7 +1,7 @@
 """Cut a clip into fixed-length segments, the paper's unit of prediction (Section 3.1).
 
 Rule: a window of `window_seconds` starts every `hop_seconds` from 0. `tail` decides where the
-windows end (the paper does not say; neither rule reproduces its Table 1, see the README):
+windows end (the paper does not say; neither reproduces its Table 1: docs/paper-differences.md):
 - `pad` (default): every window whose start lies inside the clip; the part past the clip's end
   is zero-padded (silence). A 4.3 s clip gives 5 (hop 1 s) and 9 (hop 0.5 s) segments.
 - `stop`: windows up to the first one that reaches the clip's end (4.3 s: 5 and 8 segments).
