@@ -29,12 +29,12 @@ from torch import nn
 from segser.data.batches import SegmentBatchSampler, SegmentRows
 from segser.data.cache.embeddings import build_or_open_embeddings
 from segser.models.heads import ClassificationHead
-from segser.models.ssl import bundle_params, checked_layers
+from segser.models.ssl import SpeechTransformer
+from segser.models.ssl_bundles import ssl_bundle
 
 # what SpeechTransformer stores for a base model by default (embedding_layers=null)
-_BASE = bundle_params("WAVLM_BASE_PLUS")
-LAYERS = len(checked_layers(None, _BASE["encoder_num_layers"]))
-WIDTH = _BASE["encoder_embed_dim"]
+LAYERS = SpeechTransformer.num_layers({"bundle": "WAVLM_BASE_PLUS"})  # every state
+WIDTH = ssl_bundle("WAVLM_BASE_PLUS").architecture["encoder_embed_dim"]
 TARGET_BYTES = 2e9
 
 

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from segser.models.ssl import find_bundle
-
 CONV = [[16, 10, 5], [16, 3, 2], [16, 3, 2], [16, 3, 2], [16, 3, 2], [16, 2, 2], [16, 2, 2]]
 SSL_BACKBONES = {  # conf/backbone name -> bundle
     "wav2vec2_base": "WAV2VEC2_BASE",
@@ -22,7 +20,8 @@ SSL_BACKBONES = {  # conf/backbone name -> bundle
 }
 
 
-def tiny_params(bundle: str, layers: int = 2) -> dict[str, Any]:
+def tiny_architecture(bundle: str, layers: int = 2) -> dict[str, Any]:
+    """Arguments of torchaudio.models.wav2vec2_model / wavlm_model over the bundle's own."""
     params: dict[str, Any] = {
         "extractor_conv_layer_config": CONV,
         "encoder_embed_dim": 32,
@@ -32,14 +31,15 @@ def tiny_params(bundle: str, layers: int = 2) -> dict[str, Any]:
         "encoder_pos_conv_kernel": 16,
         "encoder_pos_conv_groups": 4,
     }
-    if find_bundle(bundle)._model_type == "WavLM":
+    if bundle.startswith("WAVLM"):  # wavlm_model's relative position bias
         params |= {"encoder_num_buckets": 16, "encoder_max_distance": 40}
     return params
 
 
 def tiny_override(bundle: str, layers: int = 2) -> str:
-    """The Hydra override that shrinks `backbone.net.params` to tiny_params."""
+    """The Hydra override that shrinks `backbone.net.architecture` to tiny_architecture."""
     items = ",".join(
-        f"{key}:{value}".replace(" ", "") for key, value in tiny_params(bundle, layers).items()
+        f"{key}:{value}".replace(" ", "")
+        for key, value in tiny_architecture(bundle, layers).items()
     )
-    return f"backbone.net.params={{{items}}}"
+    return f"backbone.net.architecture={{{items}}}"

@@ -11,6 +11,7 @@ import pytest
 from omegaconf import DictConfig, OmegaConf
 
 from segser.errors import SegserError
+from segser.models.backbone import Backbone
 from segser.setup.config_checks import check_config
 from tests.hydra_app import composed, options
 from tests.segser_cli import run_segser
@@ -120,6 +121,12 @@ RANGES = [
         [[0], [12], list(range(13)), None],
         [[-1], [13], [], [True]],
     ),
+    (  # Whisper tiny.en's layer outputs: 0 = convolutions, 1-4 = blocks, 5 = final layer norm
+        ["backbone=whisper_tiny_en"],
+        "backbone.net.embedding_layers",
+        [[0], [5], list(range(6)), None],
+        [[-1], [6], [], [True], "5"],
+    ),
     ([], "backbone.lr", [None, 1e-9, 1.0], [0, -1e-6]),
     ([], "optimizer.lr", [1e-9, 1e-3], [0, -1e-3, None]),
     ([], "data.batch_size", [1, 32], [0, -1, 1.0]),
@@ -169,3 +176,28 @@ def test_both_ends_of_every_range(overrides: list[str], key: str, good: list, ba
             check_config(_with(overrides, key, value))
         message = str(refused.value)
         assert key in message and "\n" not in message, (value, message)
+
+
+class RefusingBackbone(Backbone):
+    """A backbone of the user's own: it checks its own net config (a `width` of at least 8)."""
+
+    @classmethod
+    def check_net_config(cls, net) -> None:
+        if net.get("width", 8) < 8:
+            raise SegserError(f"backbone.net.width={net['width']} is out of range: allowed >= 8")
+
+    @classmethod
+    def min_samples(cls, net) -> int:
+        return 32000  # 2 s at 16 kHz
+
+
+def test_the_check_asks_the_backbone_class_named_by_its_target() -> None:
+    """config_checks knows no backbone: it asks the class `backbone.net._target_` names."""
+    target = f"{__name__}.RefusingBackbone"
+    base = ["experiment=demo", f"backbone.net._target_={target}", "+backbone.net.width=8"]
+    base += ["segmentation.window_seconds=2.0"]
+    check_config(composed("train", base))
+    with pytest.raises(SegserError, match=r"^backbone.net.width=4 is out of range: allowed >= 8$"):
+        check_config(composed("train", [*base, "backbone.net.width=4"]))
+    with pytest.raises(SegserError, match=r"window_seconds=1.5 is out of range: allowed >= 2 s"):
+        check_config(composed("train", [*base, "segmentation.window_seconds=1.5"]))

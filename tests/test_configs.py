@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
+from omegaconf import OmegaConf
 
 from segser.models.factory import build_classifier
 from segser.setup.components import build_callbacks, build_loggers, model_config
@@ -63,6 +64,24 @@ def test_head_units_override_reaches_the_model() -> None:
     cfg = composed(["head.units=400", "backbone.weights=none"])
     model = build_classifier(model_config(cfg))
     assert model.head.layers[0].out_features == 400
+
+
+# The head preset each backbone selects in its defaults (`override /head: ...`).
+HEADS = {"baseline": "logits", "vggish": "mlp"}  # the others: mlp_layer_sum
+
+
+@pytest.mark.parametrize("backbone", options("backbone"))
+def test_a_backbone_selects_a_head_preset(backbone: str) -> None:
+    """A backbone picks its head by preset, never by setting head.* keys itself (those made the
+    head depend on the defaults list's order); a head the user names wins, as do head.* keys."""
+    assert "head" not in OmegaConf.load(CONF / "backbone" / f"{backbone}.yaml")
+    preset = HEADS.get(backbone, "mlp_layer_sum")
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("train", [f"backbone={backbone}"], return_hydra_config=True)
+    assert cfg.hydra.runtime.choices.head == preset
+    assert cfg.head == composed([f"head={preset}"]).head
+    assert composed([f"backbone={backbone}", "head=mlp"]).head == composed([]).head
+    assert composed([f"backbone={backbone}", "head.units=400"]).head.units == 400
 
 
 def test_baseline_has_logits_only_head() -> None:

@@ -100,7 +100,7 @@ def ddp_config(*overrides: str):
         (["backbone=wav2vec2_large", tiny_override("WAV2VEC2_LARGE_LV60K")], False),
         (["backbone=hubert_large", tiny_override("HUBERT_LARGE")], False),
         (["backbone=wavlm_base_plus", tiny_override("WAVLM_BASE_PLUS"),
-          "+backbone.net.params.encoder_layer_drop=0.0"], False),
+          "+backbone.net.architecture.encoder_layer_drop=0.0"], False),
         # YAMNet fine-tuned: its unused layers are frozen, and trainable_layers freezes the rest
         (["backbone=yamnet"], False),
         (["backbone=yamnet", "+backbone.trainable_layers=2"], False),

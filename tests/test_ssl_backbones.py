@@ -27,7 +27,7 @@ from tests.run_checks import (
     predict_one_clip,
 )
 from tests.segser_cli import run_segser
-from tests.ssl_tiny import SSL_BACKBONES, tiny_override, tiny_params
+from tests.ssl_tiny import SSL_BACKBONES, tiny_architecture, tiny_override
 
 
 @pytest.fixture(scope="module")
@@ -77,6 +77,14 @@ def test_train_evaluate_predict_from_the_checkpoint(
     torch.save(old, tmp_path / "old.ckpt")
     with pytest.raises(SegserError, match=r"\(SegserError: backbone: saved with the old SSL layer"):
         load_trained(tmp_path / "old.ckpt")
+    # a checkpoint from before issue 27 keeps the architecture under `params`: it loads
+    renamed = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    net = renamed["hyper_parameters"]["model_config"]["backbone"]["net"]
+    net["params"] = net.pop("architecture")
+    torch.save(renamed, tmp_path / "params.ckpt")
+    assert load_trained(tmp_path / "params.ckpt").model.backbone.embedding_dim == (
+        trained.model.backbone.embedding_dim
+    )
 
     evaluate_matches_the_run(checkpoint, data_dir, tmp_path / "evaluate", payload)
     clip, probabilities = predict_one_clip(checkpoint, data_dir, tmp_path / "predict")
@@ -91,7 +99,7 @@ def test_fine_tuning_trains_the_transformer_on_waveform_batches(
     payload = train(cfg, tmp_path / "run")
     state = read_checkpoint(payload["best_checkpoint"])["state_dict"]
     torch.manual_seed(0)
-    untouched = SpeechTransformer("HUBERT_BASE", params=tiny_params("HUBERT_BASE"))
+    untouched = SpeechTransformer("HUBERT_BASE", architecture=tiny_architecture("HUBERT_BASE"))
     conv = "backbone.model.feature_extractor.conv_layers.0.conv.weight"
     attention = "backbone.model.encoder.transformer.layers.0.attention.k_proj.weight"
     # the demo seeds the run with 0: the backbone starts as this one, so its conv stays, and the
@@ -161,7 +169,9 @@ def test_float16_embedding_cache_keeps_the_heads_results(tmp_path: Path) -> None
         clips, tmp_path / "cache", SegmentationSettings(), WaveformSettings()
     )
     torch.manual_seed(0)
-    backbone = SpeechTransformer("WAVLM_BASE_PLUS", params=tiny_params("WAVLM_BASE_PLUS", 3))
+    backbone = SpeechTransformer(
+        "WAVLM_BASE_PLUS", architecture=tiny_architecture("WAVLM_BASE_PLUS", 3)
+    )
     cache = build_or_open_embeddings(segments, backbone)
     assert cache.embeddings.dtype == np.float16 and isinstance(cache.embeddings, np.memmap)
     rows = len(segments)

@@ -1,9 +1,10 @@
 """wav2vec 2.0, HuBERT and WavLM on raw-waveform segments: torchaudio's own models inside.
 
-Each backbone is a torchaudio bundle (`torchaudio.pipelines.WAVLM_BASE_PLUS`, ...): its
-`_params` build the network with torchaudio's builder (`wav2vec2_model`, which HuBERT shares,
-or `wavlm_model`), its `_path` names the released weights (ssl_weights.py), and its
-`_normalize_waveform` says whether the model expects each input layer-normalised.
+Each backbone is a torchaudio bundle (`torchaudio.pipelines.WAVLM_BASE_PLUS`, ...; what segser
+takes from it: ssl_bundles.py): its architecture (the arguments of torchaudio's builder,
+`wav2vec2_model`, which HuBERT shares, or `wavlm_model`; `backbone.net.architecture` overrides
+them) builds the network, its file holds the released weights (ssl_weights.py), and its rule
+says whether each input is layer-normalised.
 
 Rule: a segment [B, 1, samples] at 16 kHz goes through the convolutional feature encoder
 (320-sample stride: 1 s gives 49 frames) and the transformer. Its hidden states are numbered as
@@ -26,65 +27,23 @@ from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
-import torchaudio
 from torch import Tensor, nn
-from torchaudio.models import wav2vec2_model, wavlm_model
+from torchaudio.models import wavlm_model
 
 from segser.errors import SegserError
-from segser.models.backbone import Backbone
+from segser.models.backbone import Backbone, LayerRange
+from segser.models.ssl_bundles import ssl_bundle
 from segser.models.ssl_weights import load_ssl_weights
 
-# The bundles segser builds (a checkpoint may name only these): self-supervised, not ASR-tuned.
-BUNDLES = (
-    "WAV2VEC2_BASE", "WAV2VEC2_LARGE", "WAV2VEC2_LARGE_LV60K", "WAV2VEC2_XLSR53",
-    "HUBERT_BASE", "HUBERT_LARGE", "HUBERT_XLARGE",
-    "WAVLM_BASE", "WAVLM_BASE_PLUS", "WAVLM_LARGE",
-)  # fmt: skip
 SAMPLE_RATE_HZ = 16000
 
 
-def find_bundle(name: str) -> Any:
-    """The torchaudio bundle of that name, or one line listing the known ones."""
-    if name not in BUNDLES:
-        raise SegserError(
-            f"backbone.net.bundle={name!r} is not a self-supervised torchaudio bundle segser "
-            f"builds; choose one of {', '.join(BUNDLES)}"
-        )
-    return getattr(torchaudio.pipelines, name)
-
-
-def bundle_params(name: str, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """The bundle's `_params` with `overrides` (smaller test networks); unknown keys refused."""
-    params = dict(find_bundle(name)._params)
-    unknown = sorted(set(overrides or {}) - set(params))
-    if unknown:
-        raise SegserError(
-            f"backbone.net.params has keys {unknown} that {name}'s builder does not take; "
-            f"allowed: {', '.join(sorted(params))}"
-        )
-    return {**params, **dict(overrides or {})}
-
-
-def build_network(name: str, params: Mapping[str, Any]) -> torchaudio.models.Wav2Vec2Model:
-    """torchaudio's model for the bundle's family, as `bundle.get_model()` builds it."""
-    builder = wavlm_model if find_bundle(name)._model_type == "WavLM" else wav2vec2_model
-    return builder(**params)
-
-
-def checked_layers(embedding_layers: Sequence[int] | None, num_layers: int) -> tuple[int, ...]:
-    """Sorted unique hidden-state indices 0..num_layers (None: all of them), or one line
-    naming the allowed range."""
-    if embedding_layers is None:
-        return tuple(range(num_layers + 1))
-    layers = tuple(embedding_layers)
-    if not layers or not all(
-        isinstance(i, int) and not isinstance(i, bool) and 0 <= i <= num_layers for i in layers
-    ):
-        raise SegserError(
-            f"backbone.net.embedding_layers={list(layers)}: give indices 0-{num_layers} "
-            f"(0 = the transformer's input, i = layer i's output), or null for all of them"
-        )
-    return tuple(sorted(set(layers)))
+def layer_range(num_layers: int) -> LayerRange:
+    """Hidden states 0..num_layers: the transformer's input and each layer's output."""
+    return LayerRange.layer_outputs(
+        num_layers + 1,
+        f"indices 0-{num_layers} (0 = the transformer's input, i = layer i's output)",
+    )
 
 
 def valid_mask(lengths: Tensor, size: int) -> Tensor:
@@ -146,7 +105,8 @@ class SpeechTransformer(Backbone):
     """Waveform segment [B, 1, samples] -> the chosen hidden states, mean-pooled [B, L*D].
 
     `bundle`: a torchaudio.pipelines name (BUNDLES); `embedding_layers`: hidden-state indices
-    (0 = the transformer's input, i = layer i; None: all); `params`: overrides of its `_params`;
+    (0 = the transformer's input, i = layer i; None: all); `architecture`: overrides of its
+    builder arguments (`params`: their name in checkpoints before issue 27);
     `normalize_waveform`: None takes the bundle's. Normalisation is per segment (fairseq's
     rule; torchaudio's wrapper layer-norms the whole batch tensor, the same for a batch of one).
     """
@@ -165,18 +125,20 @@ class SpeechTransformer(Backbone):
         bundle: str = "WAVLM_BASE_PLUS",
         embedding_layers: Sequence[int] | None = None,
         normalize_waveform: bool | None = None,
+        architecture: Mapping[str, Any] | None = None,
         params: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.bundle_name = bundle
-        self.file_name = find_bundle(bundle)._path
-        full = bundle_params(bundle, params)
-        self.model = build_network(bundle, full)
-        self.wavlm = find_bundle(bundle)._model_type == "WavLM"
-        self.embedding_layers = checked_layers(embedding_layers, full["encoder_num_layers"])
+        found = ssl_bundle(bundle)
+        self.file_name = found.file_name
+        full = net_architecture({"bundle": bundle, "architecture": architecture, "params": params})
+        self.model = found.builder(**full)
+        self.wavlm = found.builder is wavlm_model
+        self.embedding_layers = layer_range(full["encoder_num_layers"]).checked(embedding_layers)
         self.layer_dims = (full["encoder_embed_dim"],) * len(self.embedding_layers)
         self.embedding_dim = sum(self.layer_dims)
-        default = find_bundle(bundle)._normalize_waveform
+        default = found.normalize_waveform
         self.normalize_waveform = default if normalize_waveform is None else normalize_waveform
         self.input_shape = (1, SAMPLE_RATE_HZ)  # one 1 s segment, for the model summary
         # wav2vec 2.0 fine-tuning freezes the convolutional encoder (feature_grad_mult 0);
@@ -276,9 +238,8 @@ class SpeechTransformer(Backbone):
     def min_samples(cls, net: Mapping[str, Any]) -> int:
         """The convolutional encoder's receptive field: the shortest segment giving one frame
         (400 samples, 25 ms, for every bundle)."""
-        params = bundle_params(str(net.get("bundle", "WAVLM_BASE_PLUS")), net.get("params"))
         field, stride = 1, 1
-        for _, kernel, step in params["extractor_conv_layer_config"]:
+        for _, kernel, step in net_architecture(net)["extractor_conv_layer_config"]:
             field += (kernel - 1) * stride
             stride *= step
         return field
@@ -286,6 +247,26 @@ class SpeechTransformer(Backbone):
     @classmethod
     def num_layers(cls, net: Mapping[str, Any]) -> int:
         """len(layer_outputs) for the config `net`: its transformer layers + 1 (the input),
-        as WhisperBackbone.num_layers counts (config_checks' range check)."""
-        params = bundle_params(str(net.get("bundle", "WAVLM_BASE_PLUS")), net.get("params"))
-        return int(params["encoder_num_layers"]) + 1
+        as WhisperBackbone.num_layers counts."""
+        return int(net_architecture(net)["encoder_num_layers"]) + 1
+
+    @classmethod
+    def check_net_config(cls, net: Mapping[str, Any]) -> None:
+        """A known bundle, architecture keys of its builder, `embedding_layers` in range; the
+        old key `params` (still read from checkpoints) is refused in a config."""
+        if "params" in net:
+            raise SegserError(
+                "backbone.net.params is now backbone.net.architecture (the arguments of "
+                "torchaudio.models.wav2vec2_model / wavlm_model): rename the key"
+            )
+        num_layers = net_architecture(net)["encoder_num_layers"]
+        layer_range(num_layers).check_config(net.get("embedding_layers"))
+
+
+def net_architecture(net: Mapping[str, Any]) -> dict[str, Any]:
+    """The builder arguments a `backbone.net` config builds: its bundle's, with `architecture`
+    (in a checkpoint from before issue 27: the same overrides under `params`)."""
+    overrides = net.get("architecture")
+    if overrides is None:
+        overrides = net.get("params")
+    return ssl_bundle(str(net.get("bundle", "WAVLM_BASE_PLUS"))).architecture_with(overrides)

@@ -26,7 +26,7 @@ from torch import Tensor, nn
 
 from segser.data.whisper.logmel import SETTINGS, WhisperLogMel, clip_pieces, padded_rows_log_mel
 from segser.errors import SegserError
-from segser.models.backbone import Backbone
+from segser.models.backbone import Backbone, LayerRange
 from segser.models.weights import load_strictly
 from segser.models.whisper_weights import (
     WHISPER_DIMS,
@@ -136,20 +136,13 @@ class WhisperEncoder(nn.Module):
         return self.layer_outputs(mel)[-1]
 
 
-def checked_layers(embedding_layers: Sequence[int] | None, count: int) -> tuple[int, ...]:
-    """Sorted unique indices into layer_outputs (None: all), or one line naming the range."""
-    if embedding_layers is None:
-        return tuple(range(count))
-    layers = tuple(embedding_layers)
-    if not layers or not all(
-        isinstance(i, int) and not isinstance(i, bool) and 0 <= i < count for i in layers
-    ):
-        raise SegserError(
-            f"backbone.net.embedding_layers={list(layers)}: give Whisper layer indices 0-"
-            f"{count - 1} (0 = convolutions, 1-{count - 2} = blocks, {count - 1} = final "
-            "layer norm), or null for all of them"
-        )
-    return tuple(sorted(set(layers)))
+def layer_range(count: int) -> LayerRange:
+    """The `embedding_layers` of an encoder with `count` layer outputs (blocks + 2)."""
+    return LayerRange.layer_outputs(
+        count,
+        f"Whisper layer indices 0-{count - 1} (0 = convolutions, 1-{count - 2} = blocks, "
+        f"{count - 1} = final layer norm)",
+    )
 
 
 class WhisperBackbone(Backbone):
@@ -181,7 +174,7 @@ class WhisperBackbone(Backbone):
         self.logmel = WhisperLogMel(self.dims.n_mels)
         self.encoder = WhisperEncoder(self.dims)
         count = self.dims.n_audio_layer + 2
-        self.embedding_layers = checked_layers(embedding_layers, count)
+        self.embedding_layers = layer_range(count).checked(embedding_layers)
         self.layer_dims = (self.dims.n_audio_state,) * len(self.embedding_layers)
         self.embedding_dim = sum(self.layer_dims)
         self.input_shape = (1, SETTINGS.sample_rate_hz)  # one 1 s segment, for the summary
@@ -296,3 +289,8 @@ class WhisperBackbone(Backbone):
         """len(layer_outputs) for the config `net`: blocks + 2."""
         dims = whisper_dims(str(net.get("size", "tiny.en")), net.get("dims"))
         return dims.n_audio_layer + 2
+
+    @classmethod
+    def check_net_config(cls, net: Mapping[str, Any]) -> None:
+        """A published size (with dims that fit it) and `embedding_layers` within its outputs."""
+        layer_range(cls.num_layers(net)).check_config(net.get("embedding_layers"))

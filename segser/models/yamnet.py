@@ -8,15 +8,16 @@ segser/models/pretrained/ (see its README) or a file; see yamnet_weights.py.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from types import MappingProxyType
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from segser.errors import SegserError
-from segser.models.backbone import Backbone
+from segser.models.backbone import Backbone, LayerRange
 from segser.models.yamnet_weights import load_yamnet
 
 # (stride, out channels) of layers 1-13, the depthwise-separable ones (layer 0: 3x3 conv, s2, 32).
@@ -68,17 +69,15 @@ class _Separable(nn.Module):
         return self.pointwise(self.depthwise(x))
 
 
-def checked_layers(embedding_layers: Sequence[int]) -> tuple[int, ...]:
-    """The layer indices, sorted and unique, or one line naming the allowed range."""
-    layers = tuple(embedding_layers)
-    if not layers or not all(
-        isinstance(i, int) and not isinstance(i, bool) and 0 <= i <= FINAL_LAYER for i in layers
-    ):
-        raise SegserError(
-            f"backbone.net.embedding_layers={list(layers)}: give YAMNet layer indices 0-"
-            f"{FINAL_LAYER}, e.g. [{FINAL_LAYER}] (Google's embedding) or [6,7,...,{FINAL_LAYER}]."
-        )
-    return tuple(sorted(set(layers)))
+# The layers the embedding may pool: a non-empty list of 0-13 (no null for all of them).
+LAYERS = LayerRange(
+    count=FINAL_LAYER + 1,
+    null_means_all=False,
+    give=f"YAMNet layer indices 0-{FINAL_LAYER}, e.g. [{FINAL_LAYER}] (Google's embedding) or "
+    f"[6,7,...,{FINAL_LAYER}].",
+    allowed=f"a non-empty list of YAMNet layer indices 0-{FINAL_LAYER}, e.g. [{FINAL_LAYER}] "
+    "or [6,7,8,9,10,11]",
+)
 
 
 class YAMNet(Backbone):
@@ -99,7 +98,7 @@ class YAMNet(Backbone):
 
     def __init__(self, embedding_layers: Sequence[int] = (FINAL_LAYER,)) -> None:
         super().__init__()
-        self.embedding_layers = checked_layers(embedding_layers)
+        self.embedding_layers = LAYERS.checked(embedding_layers)
         self.layer_dims = tuple(LAYER_CHANNELS[i] for i in self.embedding_layers)
         self.embedding_dim = sum(self.layer_dims)
         layers: list[nn.Module] = [_Conv(32, stride=2)]
@@ -122,6 +121,12 @@ class YAMNet(Backbone):
         # Depthwise convolutions run ~1.6x faster on CPU with channels-last weights (measured
         # with experiments/bench_transfer.py's model); outputs agree to 1e-7.
         self.to(memory_format=torch.channels_last)
+
+    @classmethod
+    def check_net_config(cls, net: Mapping[str, Any]) -> None:
+        """`embedding_layers` within 0-13 (absent: the constructor's default)."""
+        if "embedding_layers" in net:
+            LAYERS.check_config(net["embedding_layers"])
 
     def extra_repr(self) -> str:  # part of the embedding cache's key
         return f"embedding_layers={list(self.embedding_layers)}"

@@ -21,9 +21,6 @@ from segser.data.signal.segmentation import TAILS
 from segser.data.splits import check_ratios
 from segser.errors import SegserError
 from segser.models.backbone import Backbone, check_features
-from segser.models.ssl import SpeechTransformer
-from segser.models.whisper import WhisperBackbone
-from segser.models.yamnet import FINAL_LAYER
 
 _ABSENT = object()
 
@@ -156,43 +153,22 @@ def _backbone_class(cfg: DictConfig) -> type[Backbone] | None:
     return backbone if isinstance(backbone, type) and issubclass(backbone, Backbone) else None
 
 
-def _check_embedding_layers(cfg: DictConfig) -> None:
-    """Layer indices within the backbone's layers (YAMNet: 0-13; a speech transformer or
-    Whisper: its layer outputs, 0 = the first layer's input, or null for all); its window."""
-    value = _value(cfg, "backbone.net.embedding_layers")
-    backbone = _backbone_class(cfg)
-    if value is _ABSENT or backbone is None:
+def _check_backbone_net(cfg: DictConfig) -> None:
+    """The window against the backbone's shortest input (a speech transformer's or Whisper's
+    receptive field), then `backbone.net` as the backbone class checks it (its layers)."""
+    backbone, net = _backbone_class(cfg), _value(cfg, "backbone.net")
+    if backbone is None or not isinstance(net, dict):
         return
-    if issubclass(backbone, SpeechTransformer | WhisperBackbone):
-        net = _value(cfg, "backbone.net")
-        window, rate = (
-            _value(cfg, "segmentation.window_seconds"),
-            _value(cfg, "features.sample_rate_hz"),
+    shortest = backbone.min_samples(net)
+    window = _value(cfg, "segmentation.window_seconds")
+    rate = _value(cfg, "features.sample_rate_hz")
+    if _number(window) and _integer(rate) and round(window * rate) < shortest:
+        raise _out_of_range(
+            "segmentation.window_seconds",
+            window,
+            f">= {shortest / rate:g} s, the convolutional encoder's receptive field",
         )
-        if _number(window) and _integer(rate) and round(window * rate) < backbone.min_samples(net):
-            shortest = backbone.min_samples(net) / rate
-            raise _out_of_range(
-                "segmentation.window_seconds",
-                window,
-                f">= {shortest:g} s, the convolutional encoder's receptive field",
-            )
-        count = backbone.num_layers(net)  # its layer outputs, 0 = the first layer's input
-        allowed = (
-            f"null (all of them) or a non-empty list of indices 0-{count - 1} "
-            "(0 = the first layer's input, i = layer i's output)"
-        )
-        if value is None:
-            return
-    else:
-        count = FINAL_LAYER + 1
-        allowed = (
-            f"a non-empty list of YAMNet layer indices 0-{FINAL_LAYER}, e.g. [{FINAL_LAYER}] "
-            "or [6,7,8,9,10,11]"
-        )
-    if not (
-        isinstance(value, list) and value and all(_integer(i) and 0 <= i < count for i in value)
-    ):
-        raise _out_of_range("backbone.net.embedding_layers", value, allowed)
+    backbone.check_net_config(net)
 
 
 def _check_backbone_features(cfg: DictConfig) -> None:
@@ -259,6 +235,6 @@ def check_config(cfg: DictConfig) -> None:
     _check_backbone_features(cfg)
     _check_augment_masks(cfg)
     _check_clip_context(cfg)
-    _check_embedding_layers(cfg)
+    _check_backbone_net(cfg)
     _check_classes_and_label_map(cfg)
     _check_split(cfg)

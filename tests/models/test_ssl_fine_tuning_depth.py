@@ -10,7 +10,7 @@ from segser.models.factory import build_classifier
 from segser.models.ssl import SpeechTransformer
 from segser.setup.components import model_config
 from tests.hydra_app import composed
-from tests.ssl_tiny import tiny_override, tiny_params
+from tests.ssl_tiny import tiny_architecture, tiny_override
 
 NUM_LAYERS = 4
 
@@ -31,8 +31,8 @@ def test_exactly_the_layers_up_to_the_last_chosen_one_train(bundle: str, chosen:
     """Hidden state i is layer i's output (0: the transformer's input), so layers 1..i (list
     indices 0..i-1) make the last chosen state and train; the layers past it are frozen."""
     torch.manual_seed(0)
-    params = tiny_params(bundle, NUM_LAYERS) | {"encoder_layer_drop": 0.0}
-    model = SpeechTransformer(bundle, chosen, params=params).train()
+    params = tiny_architecture(bundle, NUM_LAYERS) | {"encoder_layer_drop": 0.0}
+    model = SpeechTransformer(bundle, chosen, architecture=params).train()
     last = max(chosen)
     assert _trains(model) == [i < last for i in range(NUM_LAYERS)]
     assert len(model.layer_outputs(torch.randn(1, 1, 4000))) == last + 1
@@ -100,11 +100,11 @@ def test_the_frozen_embedding_cache_keeps_the_waveform_rules_apart() -> None:
     from segser.data.cache.embeddings import embedding_key
 
     torch.manual_seed(0)
-    params = tiny_params("HUBERT_BASE", 2)
-    raw = SpeechTransformer("HUBERT_BASE", params=params, normalize_waveform=False)
-    normalised = SpeechTransformer("HUBERT_BASE", params=params, normalize_waveform=True)
+    params = tiny_architecture("HUBERT_BASE", 2)
+    raw = SpeechTransformer("HUBERT_BASE", architecture=params, normalize_waveform=False)
+    normalised = SpeechTransformer("HUBERT_BASE", architecture=params, normalize_waveform=True)
     normalised.load_state_dict(raw.state_dict())
-    default = SpeechTransformer("HUBERT_BASE", params=params)  # the bundle's rule: raw
+    default = SpeechTransformer("HUBERT_BASE", architecture=params)  # the bundle's rule: raw
     default.load_state_dict(raw.state_dict())
     keys = {name: embedding_key("segments", model) for name, model in
             (("raw", raw), ("normalised", normalised), ("default", default))}  # fmt: skip

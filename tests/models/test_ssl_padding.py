@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from segser.models.ssl import SpeechTransformer
-from tests.ssl_tiny import SSL_BACKBONES, tiny_params
+from tests.ssl_tiny import SSL_BACKBONES, tiny_architecture
 
 NO_DROPOUT = {
     "encoder_projection_dropout": 0.0,
@@ -29,7 +29,7 @@ def padded_pair(valid: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
 @pytest.mark.parametrize("bundle", sorted(set(SSL_BACKBONES.values())))
 def test_padded_segment_with_its_length_embeds_as_the_unpadded_one(bundle: str) -> None:
     torch.manual_seed(6)
-    model = SpeechTransformer(bundle, params=tiny_params(bundle, layers=3)).eval()
+    model = SpeechTransformer(bundle, architecture=tiny_architecture(bundle, layers=3)).eval()
     short, batch, lengths = padded_pair(7250)  # 0.45 s: 22 frames of the 49, not a whole stride
     with torch.no_grad():
         alone, whole = model(short), model(batch[1:])
@@ -47,8 +47,10 @@ def test_padded_segment_with_its_length_embeds_as_the_unpadded_one(bundle: str) 
 def test_wavlm_masks_padding_when_layer_drop_skips_its_first_layer(monkeypatch) -> None:
     """WavLM masks padded keys beside the relative position bias its first layer makes."""
     torch.manual_seed(7)
-    params = tiny_params("WAVLM_BASE_PLUS", layers=3) | NO_DROPOUT | {"encoder_layer_drop": 0.5}
-    model = SpeechTransformer("WAVLM_BASE_PLUS", params=params).train()
+    params = (
+        tiny_architecture("WAVLM_BASE_PLUS", layers=3) | NO_DROPOUT | {"encoder_layer_drop": 0.5}
+    )
+    model = SpeechTransformer("WAVLM_BASE_PLUS", architecture=params).train()
     short, batch, lengths = padded_pair(7250)
     draws = iter([0.0, 1.0, 1.0] * 2)  # drop the first layer, keep the others, twice
     monkeypatch.setattr(torch, "rand", lambda *args, **kwargs: torch.tensor([next(draws)]))
