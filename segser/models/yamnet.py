@@ -85,8 +85,8 @@ class YAMNet(Backbone):
 
     Google's YAMNet embedding is the last layer's pooled output (1024-d, `embedding_layers=
     [13]`). For emotion that layer is the worst pre-trained one: it is specialised to
-    AudioSet's event classes. A linear probe on EmoDB speakers it never saw (README, "Which
-    YAMNet layers transfer") scores 0.71 WA on layer 13 and 0.76-0.83 on layers 4-12, so
+    AudioSet's event classes. A linear probe on EmoDB speakers it never saw (docs/backbones.md,
+    "Which YAMNet layers") scores 0.71 WA on layer 13 and 0.76-0.83 on layers 4-12, so
     segser's config takes the six 512-channel layers 6-11 and the head learns a weighted sum
     of them (heads.LayerWeightedSum), as SUPERB's probes weigh every layer.
 
