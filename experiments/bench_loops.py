@@ -45,12 +45,15 @@ FLOAT32 = Lever("float32", bf16=False, channels_last=False)
 BF16_CHANNELS_LAST = Lever("bf16-mixed + channels-last")
 
 
-def classifier(units: int = TABLE3_UNITS, **adam: bool) -> SegmentEmotionClassifier:
+def classifier(
+    units: int = TABLE3_UNITS, channels_last: bool = False, **adam: bool
+) -> SegmentEmotionClassifier:
     """VGGish + the paper's head (random weights: speed does not depend on them)."""
     torch.manual_seed(0)
     head = ClassificationHead(embedding_dim=128, units=units, num_classes=4)
     optimizer = partial(torch.optim.Adam, **adam)
-    return SegmentEmotionClassifier(VGGish(), head, ["a", "b", "c", "d"], optimizer)
+    classes = ["a", "b", "c", "d"]
+    return SegmentEmotionClassifier(VGGish(), head, classes, optimizer, channels_last=channels_last)
 
 
 def sync(device: torch.device) -> None:
@@ -99,8 +102,9 @@ def trained_model(
     device: torch.device, lever: Lever = BF16_CHANNELS_LAST
 ) -> SegmentEmotionClassifier:
     """The classifier on `device` in training mode, laid out as `lever` says."""
-    model = classifier(**adam_options(lever, device)).to(device).train()
-    model.speed_up(channels_last=lever.channels_last)
+    # .to() keeps the channels-last layout (memory_format=torch.preserve_format)
+    model = classifier(channels_last=lever.channels_last, **adam_options(lever, device))
+    model = model.to(device).train()
     if lever.compile_mode:
         model.compile(mode=lever.compile_mode)
     return model

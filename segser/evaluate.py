@@ -23,10 +23,11 @@ from segser.data.corpora.clips import Clip
 from segser.data.splits import ClipSplit
 from segser.errors import SegserError
 from segser.models.checkpoint import MODEL_KEYS, RunRecord, literal, load_trained
+from segser.models.clip_pooling import pool_clips
+from segser.runs.results import write_test_results
 from segser.setup.components import build_datamodule, read_corpus
 from segser.setup.config_checks import check_config
 from segser.setup.entry import CONF_DIR, report_user_errors, run_dir
-from segser.train import save_test_results
 
 log = logging.getLogger("segser")
 
@@ -163,9 +164,17 @@ def evaluate(
         skipped = len(chosen) - len(datamodule.split.test)
         log.warning("%d of the clips to test were skipped as bad clips", skipped)
     trainer: L.Trainer = instantiate(cfg.trainer, default_root_dir=out_dir)
-    trainer.test(trained.model, datamodule=datamodule)
-    return save_test_results(
-        cfg, out_dir, trained.model, datamodule, clips, str(cfg.ckpt), trained.epochs_trained
+    trainer.test(trained.model, datamodule=datamodule)  # what it scored: trained.model.tested
+    pooled = pool_clips(trained.model, datamodule, cfg.get("clip_pooling"), cfg.seed)
+    return write_test_results(
+        cfg,
+        out_dir,
+        trained.model.tested,
+        datamodule,
+        clips,
+        checkpoint=str(cfg.ckpt),
+        epochs_trained=trained.epochs_trained,
+        pooled=pooled,
     )
 
 

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 import segser.train
-from segser.setup.cuda_numerics import FAST, STRICT_FP32, CudaNumerics, current
-from segser.train import run_numerics, train
+from segser.setup.cuda_numerics import FAST, STRICT_FP32, CudaNumerics, current, run_numerics
+from segser.train import train
 from tests.hydra_app import composed, options
 
 CUDA, CPU = torch.device("cuda"), torch.device("cpu")

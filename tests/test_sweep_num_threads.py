@@ -8,6 +8,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
+import segser.setup.sweep_job as job_module
 import segser.train as train_module
 from tests.hydra_app import composed
 
@@ -35,9 +36,9 @@ def sweep_job(monkeypatch):
 
     def enter(cfg) -> None:
         hydra = SimpleNamespace(launcher=cfg.hydra.launcher)
-        monkeypatch.setattr(train_module, "in_multirun", lambda: True)
-        monkeypatch.setattr(train_module, "HydraConfig", SimpleNamespace(get=lambda: hydra))
-        monkeypatch.setattr(train_module, "available_cores", lambda: CORES)
+        monkeypatch.setattr(job_module, "in_multirun", lambda: True)
+        monkeypatch.setattr(job_module, "HydraConfig", SimpleNamespace(get=lambda: hydra))
+        monkeypatch.setattr(job_module, "available_cores", lambda: CORES)
 
         def stop(cfg):
             raise StopAfterThreads

@@ -140,7 +140,7 @@ class RecordingLogger:
 
 
 def test_wandb_predictions_table_reads_csv_quoting(tmp_path: Path) -> None:
-    from segser.train import log_to_wandb
+    from segser.runs.results import log_to_wandb
 
     rows = [["clip_id", "label"], ["Ses01F_impro01, take 2", "happy"], ['say "hi"', "sad"]]
     with open(tmp_path / "predictions.csv", "w", newline="") as handle:

@@ -190,13 +190,22 @@ class SegmentDataModule(SplitLoaders, L.LightningDataModule):
         for name in ("train", "val", "test"):
             rows = self.cache.rows_for_clips(getattr(self.split, name))
             self.datasets[name] = SegmentDataset(self.cache, rows, self.clip_labels, inputs)
-        self.clean_train = self.datasets["train"]  # without augmented rows: clip pooling's
+        self.clean_train = self.datasets["train"]  # the training rows without augmented passes
         if self.augment is not None:
             self.datasets["train"] = self._with_augmented_rows(inputs, speakers, stats)
         log.info(
             "segments train/val/test: %s",
             "/".join(str(len(self.datasets[n])) for n in ("train", "val", "test")),
         )
+
+    def serves_embeddings(self) -> bool:
+        """True: batches hold the frozen backbone's cached embeddings [B, D], so the model runs
+        its head only; False: patches or raw samples, for the backbone."""
+        return self.frozen_backbone is not None
+
+    def train_class_counts(self) -> torch.Tensor:
+        """Training segments per class [C] (augmented rows included), after setup."""
+        return torch.bincount(self.datasets["train"].labels, minlength=len(self.classes))
 
     def _unlabelled_rows(self) -> list[RowPart]:
         """The speaker clips' embeddings (cached like the labelled ones), for statistics only."""

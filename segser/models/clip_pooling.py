@@ -16,13 +16,18 @@ test clip by the mean logits of all of them. Its clip decision is reported as it
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
 from segser.errors import SegserError
+
+if TYPE_CHECKING:
+    from segser.data.datamodule import SegmentDataModule
 
 
 @dataclass(frozen=True)
@@ -135,9 +140,11 @@ def clip_accuracy(predicted: np.ndarray, labels: np.ndarray, num_classes: int) -
 
 
 @torch.no_grad()
-def segment_features(model: nn.Module, rows, batch_size: int = 256) -> tuple[Tensor, ...]:
+def segment_features(
+    model: nn.Module, rows, embedded: bool, batch_size: int = 256
+) -> tuple[Tensor, ...]:
     """Hidden features (the segment head up to its last layer), labels and clips of every row
-    of a split (a SegmentRows), in order."""
+    of a split (a SegmentRows), in order; `embedded`: its rows are cached embeddings."""
     layers = getattr(model.head, "layers", None)
     if not isinstance(layers, nn.Sequential):
         raise TypeError("clip pooling needs a ClassificationHead (its layers up to the logits)")
@@ -148,7 +155,7 @@ def segment_features(model: nn.Module, rows, batch_size: int = 256) -> tuple[Ten
         inputs, _, _, *lengths = rows[np.arange(start, min(start + batch_size, len(rows)))]
         inputs = inputs.to(model.device)
         lengths = lengths[0].to(model.device) if lengths else None
-        embeddings = inputs if inputs.dim() == 2 else model.embed(inputs, lengths)
+        embeddings = inputs if embedded else model.embed(inputs, lengths)
         features.append(layers[:-1](embeddings).float().cpu())
     model.train(was_training)
     return torch.cat(features), rows.labels, rows.clips
@@ -175,11 +182,21 @@ def stratified_folds(labels: Tensor, folds: int, seed: int) -> Tensor:
 
 
 def pooled_clip_results(
-    model: nn.Module, datasets: dict, num_classes: int, settings: PoolingSettings, seed: int
+    model: nn.Module,
+    datasets: Mapping[str, Any],
+    num_classes: int,
+    settings: PoolingSettings,
+    seed: int,
+    *,
+    embedded: bool,
+    class_weighted: bool = False,
 ) -> dict[str, dict]:
     """Cross-fit attention pooling on the validation clips (never the training clips); its UA/WA
-    on the validation clips (out of fold) and the test clips (mean of the folds' logits)."""
-    split = {name: bags(*segment_features(model, datasets[name])) for name in ("val", "test")}
+    on the validation clips (out of fold) and the test clips (mean of the folds' logits).
+    `embedded`: the rows are cached embeddings; `class_weighted`: weigh the clip labels."""
+    split = {
+        name: bags(*segment_features(model, datasets[name], embedded)) for name in ("val", "test")
+    }
     fit = split["val"]
     folds = min(settings.folds, len(fit.labels))
     if folds < 2:
@@ -189,7 +206,7 @@ def pooled_clip_results(
             "clip_pooling=none"
         )
     weights = None
-    if getattr(model, "class_weighted_loss", False):
+    if class_weighted:
         counts = torch.bincount(fit.labels, minlength=num_classes).double()
         weights = (counts.sum() / (num_classes * counts.clamp_min(1))).float()
     fold = stratified_folds(fit.labels, folds, seed)
@@ -208,3 +225,22 @@ def pooled_clip_results(
         name: clip_accuracy(logits[name].argmax(1).numpy(), split[name].labels.numpy(), num_classes)
         for name in ("val", "test")
     }
+
+
+def pool_clips(
+    model: nn.Module, datamodule: SegmentDataModule, settings: Mapping[str, Any] | None, seed: int
+) -> dict[str, dict] | None:
+    """The clip-pooling step of a run, after its test epoch (None without clip_pooling): the
+    segment model's features of the datamodule's validation and test clips, pooled as
+    pooled_clip_results says, with the loss weighting the segment model trained with."""
+    if not settings:
+        return None
+    return pooled_clip_results(
+        model,
+        {name: datamodule.datasets[name] for name in ("val", "test")},
+        len(model.classes),
+        PoolingSettings(**settings),
+        seed,
+        embedded=datamodule.serves_embeddings(),
+        class_weighted=model.class_weighted_loss,
+    )

@@ -12,9 +12,16 @@ from segser.models.module import SegmentEmotionClassifier
 
 
 def build_classifier(
-    model_config: dict[str, Any], load_pretrained: bool = True
+    model_config: dict[str, Any],
+    load_pretrained: bool = True,
+    *,
+    class_weighted_loss: bool = False,
+    channels_last: bool = False,
+    compile_backbone: bool = False,
 ) -> SegmentEmotionClassifier:
-    """Backbone (with its pre-trained weights unless restoring a checkpoint), head, optimizer."""
+    """Backbone (with its pre-trained weights unless restoring a checkpoint), head, optimizer;
+    the training run's loss weighting and speed switches as SegmentEmotionClassifier takes them
+    (a checkpoint's model is rebuilt without them)."""
     backbone_config = model_config["backbone"]
     backbone = instantiate(backbone_config["net"])
     if not isinstance(backbone, Backbone):
@@ -46,4 +53,7 @@ def build_classifier(
         backbone_lr=backbone_config.get("lr"),
         freeze_backbone=bool(backbone_config.get("freeze", False)),
         model_config=model_config,
+        class_weighted_loss=class_weighted_loss,
+        channels_last=channels_last,
+        compile_backbone=compile_backbone,
     )

@@ -1,10 +1,14 @@
-"""LightningModule: backbone -> head on each segment; clip metrics from the segment logits."""
+"""LightningModule: backbone -> head on each segment; clip metrics from the segment logits.
+
+What it asks of its datamodule is the `SegmentSource` protocol below, nothing else.
+"""
 
 from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 import lightning as L
 import torch
@@ -16,6 +20,31 @@ from segser.metrics.collection import ACCURACY_NAMES, ClipMetrics
 from segser.metrics.mean_loss import MeanSegmentLoss
 
 OptimizerFactory = Callable[[Iterable[dict[str, Any]]], torch.optim.Optimizer]
+
+
+class SegmentSource(Protocol):
+    """What the module may ask of its datamodule (segser.data.datamodule.SegmentDataModule)."""
+
+    def serves_embeddings(self) -> bool:
+        """True: batches hold a frozen backbone's cached embeddings [B, D] (head only)."""
+        ...
+
+    def train_class_counts(self) -> torch.Tensor:
+        """Training segments per class [C]: what the class-weighted loss is set from."""
+        ...
+
+    def statistics_dataloader(self) -> Iterable[tuple[torch.Tensor, ...]]:
+        """This rank's training rows, each once: what the head's standardizer is fitted on."""
+        ...
+
+
+@dataclass(frozen=True)
+class ScoredTest:
+    """What a test epoch scored: `results` (the five accuracies, UA, WA, per_class_recall,
+    confusion_matrix) and the clip table behind them (segment logits, clip decisions)."""
+
+    results: dict[str, torch.Tensor]
+    clips: ClipSummary
 
 
 class SegmentEmotionClassifier(L.LightningModule):
@@ -30,10 +59,20 @@ class SegmentEmotionClassifier(L.LightningModule):
         backbone_lr: float | None = None,
         freeze_backbone: bool = False,
         model_config: dict | None = None,
+        class_weighted_loss: bool = False,
+        channels_last: bool = False,
+        compile_backbone: bool = False,
     ) -> None:
+        """`class_weighted_loss`: the loss weighs class c by n / (C * n_c) over the training
+        segments, set at every fit start (a resumed run too); the same weighted loss validates,
+        so early stopping follows it too. `channels_last`, `compile_backbone`: GPU switches that
+        leave the maths and the state-dict keys unchanged (NHWC convolutions, a compiled
+        backbone), so checkpoints load with or without them."""
         super().__init__()
-        # model_config (plain dict) lets a checkpoint rebuild this module without Hydra's run dir.
-        self.save_hyperparameters(ignore=["backbone", "head", "optimizer"])
+        # model_config (plain dict) lets a checkpoint rebuild this module without Hydra's run dir;
+        # the speed switches are not the model's, so checkpoints do not record them.
+        ignored = ["backbone", "head", "optimizer", "channels_last", "compile_backbone"]
+        self.save_hyperparameters(ignore=ignored)
         self.backbone = backbone
         self.head = head
         self.classes = list(classes)
@@ -46,28 +85,28 @@ class SegmentEmotionClassifier(L.LightningModule):
         self.train_loss = MeanSegmentLoss()  # never waits for the device (a NaN check would)
         self.val_metrics = ClipMetrics(len(self.classes))
         self.test_metrics = ClipMetrics(len(self.classes))
-        self.test_clips: ClipSummary | None = None  # the clip table the test metrics scored
+        # What the last test epoch scored (on_test_epoch_end sets it, nothing else does): train
+        # and evaluate write it out (segser.runs.results). None until a test epoch has run.
+        self.tested: ScoredTest | None = None
+        # Whether batches hold cached embeddings (the head only runs) or the backbone's inputs:
+        # what the datamodule says in `setup`; without one (plain dataloaders), backbone inputs.
+        self.inputs_are_embeddings = False
         # Whether every loss and logit of the epoch so far was finite, kept on the device so
         # that checking costs one sync per epoch, not one per step (None: nothing seen yet).
         self.finite: dict[str, torch.Tensor | None] = {"train": None, "val": None}
         # One patch lets the model summary trace shapes and count FLOPs.
         self.example_input_array = torch.zeros(1, *getattr(backbone, "input_shape", (1, 96, 64)))
-        self.channels_last = False
-        # True: the loss weighs class c by n / (C * n_c) over the training segments, set in
-        # on_fit_start (train.py sets this from loss.class_weights); the same weighted loss
-        # validates, so early stopping follows it too.
-        self.class_weighted_loss = False
-
-    def speed_up(self, channels_last: bool = False, compile_backbone: bool = False) -> None:
-        """GPU switches that leave the maths unchanged: NHWC convolutions, a compiled backbone.
-
-        Both keep the state-dict keys, so checkpoints load with or without them.
-        """
+        self.class_weighted_loss = class_weighted_loss
         self.channels_last = channels_last
         if channels_last:
             self.backbone.to(memory_format=torch.channels_last)
         if compile_backbone:
             self.backbone.compile()
+
+    def setup(self, stage: str) -> None:
+        """Lightning calls this after the datamodule's setup: what its batches hold."""
+        source: SegmentSource | None = self.trainer.datamodule
+        self.inputs_are_embeddings = source is not None and source.serves_embeddings()
 
     def forward(self, patches: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """Segment logits [B, C] from patches [B, 1, 96, 64] (or raw segments [B, 1, samples]
@@ -83,14 +122,13 @@ class SegmentEmotionClassifier(L.LightningModule):
     def segment_logits(
         self, inputs: torch.Tensor, lengths: torch.Tensor | None = None
     ) -> torch.Tensor:
-        """Logits from a batch of patches [B, 1, 96, 64], or of a frozen backbone's cached
-        embeddings [B, D] (the datamodule serves those when backbone.freeze=true): head only."""
-        return self.head(inputs) if inputs.dim() == 2 else self(inputs, lengths)
+        """Logits from a batch of patches [B, 1, 96, 64] (or raw segments), or of a frozen
+        backbone's cached embeddings [B, D] where the datamodule serves those: head only."""
+        return self.head(inputs) if self.inputs_are_embeddings else self(inputs, lengths)
 
-    def _weigh_classes(self) -> None:
-        """Inverse-frequency class weights from the training segments' labels."""
-        labels = self.trainer.datamodule.datasets["train"].labels
-        counts = torch.bincount(labels, minlength=len(self.classes)).double()
+    def _weigh_classes(self, counts: torch.Tensor) -> None:
+        """Inverse-frequency class weights from the training segments per class [C]."""
+        counts = counts.double()
         weights = counts.sum() / (len(self.classes) * counts.clamp_min(1))
         self.loss = nn.CrossEntropyLoss(weight=weights.float().to(self.device))
         # Refitted at every fit start (a resumed run too), so not a checkpoint entry: a stored
@@ -109,29 +147,31 @@ class SegmentEmotionClassifier(L.LightningModule):
         return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
     def on_fit_start(self) -> None:
-        """Fit the head's input standardizer on the training embeddings, once per run.
-
-        A resumed run has it from its checkpoint. One pass over the training rows (cached
-        embeddings, or through the backbone; the datamodule's statistics_dataloader, each row
-        once), summed over DDP ranks; the generators are left as they were, so the epochs draw
-        the same shuffles with or without it.
-        """
+        """Before the first epoch: the loss's class weights (if asked for) and, once per run,
+        the head's input standardizer (a resumed run has it from its checkpoint)."""
+        source: SegmentSource = self.trainer.datamodule
         if self.class_weighted_loss:
-            self._weigh_classes()
+            self._weigh_classes(source.train_class_counts())
         standardizer = getattr(self.head, "standardizer", None)
-        if standardizer is None or bool(standardizer.fitted):
-            return
+        if standardizer is not None and not bool(standardizer.fitted):
+            self.fit_input_standardizer(source.statistics_dataloader())
+
+    def fit_input_standardizer(self, batches: Iterable[tuple[torch.Tensor, ...]]) -> None:
+        """The one place the head's input standardizer is fitted: one pass over the training
+        rows (cached embeddings, or through the backbone), summed over DDP ranks; the
+        generators are left as they were, so the epochs draw the same shuffles with or without.
+        """
+        standardizer = self.head.standardizer
         moments = None  # per dimension: sum, sum of squares
         count = torch.zeros((), dtype=torch.float64, device=self.device)
         was_training = self.backbone.training
         self.backbone.eval()
         with torch.random.fork_rng(devices=[]), torch.no_grad():
-            datamodule = self.trainer.datamodule
-            batches = getattr(datamodule, "statistics_dataloader", datamodule.train_dataloader)
-            for inputs, _, _, *lengths in batches():
+            for inputs, _, _, *lengths in batches:
                 inputs = inputs.to(self.device)
                 lengths = lengths[0].to(self.device) if lengths else None
-                embeddings = (inputs if inputs.dim() == 2 else self.embed(inputs, lengths)).double()
+                embedded = self.inputs_are_embeddings
+                embeddings = (inputs if embedded else self.embed(inputs, lengths)).double()
                 batch = torch.stack([embeddings.sum(0), embeddings.square().sum(0)])
                 moments = batch if moments is None else moments + batch
                 count += len(embeddings)
@@ -215,8 +255,8 @@ class SegmentEmotionClassifier(L.LightningModule):
         self.train_loss.reset()
 
     def on_test_epoch_end(self) -> None:
-        self.test_results = self._log_clip_metrics("test", self.test_metrics)
-        self.test_clips = self.test_metrics.clips
+        results = self._log_clip_metrics("test", self.test_metrics)
+        self.tested = ScoredTest(results, self.test_metrics.clips)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         if self.optimizer_factory is None:

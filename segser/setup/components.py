@@ -5,14 +5,15 @@ from __future__ import annotations
 import inspect
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from hydra.utils import get_object, instantiate
 from lightning.pytorch import Callback
 from lightning.pytorch.callbacks import ModelCheckpoint
-from lightning.pytorch.loggers import Logger
+from lightning.pytorch.loggers import Logger, WandbLogger
 from lightning.pytorch.strategies import DDPStrategy
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
@@ -71,6 +72,17 @@ def model_config(cfg: DictConfig) -> dict[str, Any]:
     """What a checkpoint needs to rebuild the model and its input pipeline, as plain data."""
     # Resolve each part in place: its values may interpolate others (optimizer.lr: training.*).
     return {key: OmegaConf.to_container(cfg[key], resolve=True) for key in MODEL_KEYS}
+
+
+def model_options(cfg: DictConfig) -> dict[str, bool]:
+    """What a training run builds its classifier with beside its model config (build_classifier's
+    keywords): loss.class_weights and the speed switches (speed.channels_last, speed.compile)."""
+    speed = cfg.get("speed") or {}
+    return {
+        "class_weighted_loss": bool((cfg.get("loss") or {}).get("class_weights", False)),
+        "channels_last": bool(speed.get("channels_last", False)),
+        "compile_backbone": bool(speed.get("compile", False)),
+    }
 
 
 def build_datamodule(
@@ -162,3 +174,20 @@ def build_loggers(cfg: DictConfig, run_dir: Path, sweep_group: str | None) -> li
             continue
         loggers.append(instantiate(logger_cfg, **extra))
     return loggers
+
+
+@contextmanager
+def loggers_finalized(loggers: list[Logger]) -> Iterator[None]:
+    """Every logger finalized when the block ends, "failed" if it raised, and a W&B run finished
+    with its exit code: a crashed run still flushes what it logged."""
+    status = "failed"
+    try:
+        yield
+        status = "success"
+    finally:
+        for logger in loggers:
+            logger.finalize(status)
+        if any(isinstance(logger, WandbLogger) for logger in loggers):
+            import wandb
+
+            wandb.finish(exit_code=0 if status == "success" else 1)

@@ -225,8 +225,19 @@ def _check_clip_context(cfg: DictConfig) -> None:
         )
 
 
+def _check_renamed_keys(cfg: DictConfig) -> None:
+    """The speed switches were the top-level `model:` block (train.yaml keeps it, null, so that
+    `model.compile=true` still composes): any value set there is refused, naming the new key."""
+    old = _value(cfg, "model")
+    for key, value in (old if isinstance(old, dict) else {}).items():
+        if value is not None:
+            shown = str(value).lower() if isinstance(value, bool) else value
+            raise SegserError(f"`model.*` is now `speed.*`: use speed.{key}={shown}")
+
+
 def check_config(cfg: DictConfig) -> None:
     """Raise SegserError (one line naming the key and its allowed range) on the first bad value."""
+    _check_renamed_keys(cfg)
     for rule in RULES:
         value = _value(cfg, rule.key)
         if value is not _ABSENT and not rule.ok(value):

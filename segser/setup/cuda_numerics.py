@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
+from omegaconf import DictConfig
 
 
 @dataclass(frozen=True)
@@ -67,3 +68,10 @@ def cuda_numerics(numerics: CudaNumerics | None) -> Iterator[CudaNumerics | None
         yield numerics
     finally:
         apply(before)
+
+
+def run_numerics(cfg: DictConfig, device: torch.device) -> CudaNumerics | None:
+    """The float32 settings a run on `device` trains with (None on CPU), from gpu.strict_fp32
+    and trainer.deterministic."""
+    strict = bool((cfg.get("gpu") or {}).get("strict_fp32", False))
+    return chosen(device.type == "cuda", strict, bool(cfg.trainer.get("deterministic")))

@@ -4,6 +4,7 @@ import json
 from functools import partial
 from pathlib import Path
 
+import pytest
 import torch
 
 from segser.data.datamodule import SegmentDataModule
@@ -115,3 +116,28 @@ def test_statistics_batches_hold_each_training_row_once_across_ranks(tone_clips,
     expected = train[list(range(len(train)))][0]
     assert len(train) % 2 == 1  # odd: a shuffled share would repeat a row to even the ranks
     torch.testing.assert_close(torch.cat(shares), expected, rtol=0, atol=0)
+
+
+class PatchMean(torch.nn.Module):
+    """A stand-in frozen backbone: each patch's mean log-mel (one number)."""
+
+    embedding_dim = 1
+
+    def forward(self, patches: torch.Tensor) -> torch.Tensor:
+        return patches.flatten(1).mean(1, keepdim=True)
+
+
+@pytest.mark.parametrize("frozen", [False, True])
+def test_what_the_module_may_ask_of_the_datamodule(tone_clips, tmp_path, frozen: bool) -> None:
+    """serves_embeddings says what the batches hold (embeddings [B, D] or patches), and
+    train_class_counts counts the training segments of each class, in the classes' order."""
+    dm = datamodule(tone_clips, tmp_path, frozen_backbone=PatchMean() if frozen else None)
+    dm.prepare_data()
+    dm.setup("fit")
+    inputs, _, _ = next(iter(dm.train_dataloader()))
+    assert inputs.shape[1:] == ((1,) if frozen else (1, 96, 64))
+    assert dm.serves_embeddings() is frozen
+    labels = [int(label) for _, batch, _ in dm.statistics_dataloader() for label in batch]
+    counts = dm.train_class_counts()
+    assert counts.tolist() == [labels.count(c) for c in range(len(CLASSES))]
+    assert counts.sum() == len(dm.datasets["train"]) and len(set(labels)) > 1

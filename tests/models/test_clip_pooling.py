@@ -121,7 +121,7 @@ def test_pooling_is_cross_fitted_on_clips_the_segment_head_never_trained_on(monk
 
     monkeypatch.setattr(clip_pooling, "fit_attention_pooling", recording_fit)
     settings = PoolingSettings(attention_dim=16, lr=3e-2, max_epochs=60, patience=20, folds=4)
-    results = pooled_clip_results(IdentityHead(8), datasets, 2, settings, seed=0)
+    results = pooled_clip_results(IdentityHead(8), datasets, 2, settings, seed=0, embedded=True)
     val_ids = set(range(2000, 2040))
     assert len(fitted_on) == 4
     for trained, stopped in fitted_on:
@@ -134,4 +134,4 @@ def test_too_few_validation_clips_to_cross_fit_is_one_clear_error() -> None:
     one = _needle_clips(1, 0)
     datasets = {name: FeatureRows(one) for name in ("train", "val", "test")}
     with pytest.raises(SegserError, match="at least 2"):
-        pooled_clip_results(IdentityHead(8), datasets, 2, PoolingSettings(), seed=0)
+        pooled_clip_results(IdentityHead(8), datasets, 2, PoolingSettings(), 0, embedded=True)

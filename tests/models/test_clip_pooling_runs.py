@@ -31,7 +31,7 @@ def test_pooling_trains_on_clean_clips_and_reports_its_validation_scores(tmp_pat
 
     monkeypatch.setattr(train_module, "build_datamodule", recording_build)
     monkeypatch.setattr(clip_pooling, "fit_attention_pooling", recording_fit)
-    monkeypatch.setattr(train_module, "pooled_clip_results", recording_pooled)
+    monkeypatch.setattr(clip_pooling, "pooled_clip_results", recording_pooled)
     augment = ["augment=waveform", "augment.passes=1", "augment.waveform.speed=null"]
     pooling = ["clip_pooling=attention", "clip_pooling.max_epochs=60", "clip_pooling.lr=0.01"]
     cfg = tiny_run(tmp_path, *pooling, *augment, "dataset.num_clips=80")

@@ -133,3 +133,25 @@ def test_a_training_step_never_reads_a_tensor_on_the_host(monkeypatch) -> None:
     monkeypatch.undo()
     assert torch.isfinite(loss) and bool(model.finite["train"])
     assert model.train_loss.compute().item() > 0
+
+
+def test_a_test_epoch_leaves_its_scores_in_the_declared_place_and_validating_keeps_them() -> None:
+    """model.tested (declared in __init__) holds what the last test epoch scored; train.py
+    validates after testing and reads it afterwards, so validation must leave it alone."""
+    import lightning as L
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from segser.metrics.collection import ACCURACY_NAMES
+
+    model = classifier()
+    assert model.tested is None
+    clips = torch.arange(8) // 2
+    batches = DataLoader(TensorDataset(torch.randn(8, 1, 96, 64), clips % 4, clips), batch_size=4)
+    quiet = {"logger": False, "enable_progress_bar": False, "enable_model_summary": False}
+    trainer = L.Trainer(accelerator="cpu", **quiet)
+    trainer.test(model, dataloaders=batches, verbose=False)
+    tested = model.tested
+    assert set(ACCURACY_NAMES) <= set(tested.results)
+    assert tested.clips.segment_logits.shape == (8, 4)
+    trainer.validate(model, dataloaders=batches, verbose=False)
+    assert model.tested is tested

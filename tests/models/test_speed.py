@@ -13,16 +13,16 @@ from torch.utils.data import DataLoader, TensorDataset
 from segser.models.heads import ClassificationHead
 from segser.models.module import SegmentEmotionClassifier
 from segser.models.vggish import VGGish
-from segser.train import gpu_for_job
+from segser.setup.sweep_job import gpu_for_job
 
 CLASSES = ["angry", "happy", "sad", "neutral"]
 
 
-def vggish_classifier() -> SegmentEmotionClassifier:
+def vggish_classifier(**switches: bool) -> SegmentEmotionClassifier:
     torch.manual_seed(0)
     head = ClassificationHead(embedding_dim=128, units=200, num_classes=4)
     return SegmentEmotionClassifier(
-        VGGish(), head, CLASSES, optimizer=partial(torch.optim.Adam, lr=1e-3)
+        VGGish(), head, CLASSES, optimizer=partial(torch.optim.Adam, lr=1e-3), **switches
     ).eval()
 
 
@@ -47,11 +47,10 @@ def test_model_summary_counts_the_forward_flops() -> None:
 
 @torch.no_grad()
 def _sped_up_and_plain_logits(**switches: bool):
-    """The classifier with `speed_up(**switches)`, its logits and the plain classifier's."""
+    """The classifier built with the speed `switches`, its logits and the plain classifier's."""
     x = patches()
     expected = vggish_classifier()(x)
-    model = vggish_classifier()
-    model.speed_up(**switches)
+    model = vggish_classifier(**switches)
     return model, model(x), expected
 
 
@@ -80,7 +79,7 @@ def test_bf16_mixed_runs_on_cpu_and_stays_close_to_float32() -> None:
             enable_model_summary=False,
         )  # fmt: skip
         trainer.test(model, dataloaders=batches, verbose=False)
-        logits[precision] = model.test_clips.segment_logits
+        logits[precision] = model.tested.clips.segment_logits
     assert logits["bf16-mixed"].dtype == torch.float32  # outputs leave autocast as float32
     assert not torch.equal(logits["bf16-mixed"], logits["32-true"])  # bf16 really ran
     torch.testing.assert_close(logits["bf16-mixed"], logits["32-true"], atol=0.05, rtol=0.05)
@@ -103,8 +102,42 @@ def test_bf16_channels_last_on_gpu_matches_float32() -> None:
     x = patches(16).cuda()
     with torch.no_grad():
         expected = vggish_classifier().cuda()(x)
-        model = vggish_classifier().cuda()
-        model.speed_up(channels_last=True)
+        model = vggish_classifier(channels_last=True).cuda()
         with torch.autocast("cuda", dtype=torch.bfloat16):
             logits = model(x).float()
     torch.testing.assert_close(logits, expected, atol=0.05, rtol=0.05)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "channels_last", "compiled"),
+    [([], False, False), (["speed.channels_last=true"], True, False),
+     (["speed.compile=true"], False, True)],
+)  # fmt: skip
+def test_the_speed_switches_reach_the_model_through_its_constructor(
+    overrides: list[str], channels_last: bool, compiled: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """speed.* (train.yaml) -> build_classifier: the model is built with them, not changed after."""
+    from segser.models.factory import build_classifier
+    from segser.setup.components import model_config, model_options
+    from tests.hydra_app import composed
+
+    compiles: list[torch.nn.Module] = []
+    monkeypatch.setattr(torch.nn.Module, "compile", lambda self, *a, **k: compiles.append(self))
+    cfg = composed("train", ["backbone=vggish", "backbone.weights=none", *overrides])
+    model = build_classifier(model_config(cfg), **model_options(cfg))
+    convs = [m for m in model.backbone.modules() if isinstance(m, torch.nn.Conv2d)]
+    weight = convs[1].weight  # 64 input channels: NCHW and NHWC strides differ
+    assert weight.is_contiguous(memory_format=torch.channels_last) is channels_last
+    assert model.channels_last is channels_last
+    assert compiles == ([model.backbone] if compiled else [])
+
+
+@pytest.mark.parametrize("key", ["compile", "channels_last"])
+def test_the_old_model_keys_are_refused_in_one_line_naming_speed(key: str, tmp_path) -> None:
+    """`model.compile=true` (the block's old name) on the command line: one line, no work."""
+    from tests.segser_cli import run_segser
+
+    result = run_segser("segser.train", "experiment=demo", f"model.{key}=true", tmp_path=tmp_path)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert result.stderr.strip() == f"error: `model.*` is now `speed.*`: use speed.{key}=true"
+    assert not (tmp_path / "data").exists()  # refused before the demo corpus is written

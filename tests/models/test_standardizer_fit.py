@@ -16,13 +16,25 @@ from segser.models.module import SegmentEmotionClassifier
 
 
 class Served(L.LightningDataModule):
-    def __init__(self, inputs: torch.Tensor) -> None:
+    """`inputs` as training batches; what the module may ask of a datamodule (SegmentSource)."""
+
+    def __init__(self, inputs: torch.Tensor, embeddings: bool) -> None:
         super().__init__()
         labels = torch.arange(len(inputs)) % 2
         self.data = TensorDataset(inputs, labels, torch.arange(len(inputs)))
+        self.embeddings = embeddings
 
     def train_dataloader(self) -> DataLoader:
         return DataLoader(self.data, batch_size=8, shuffle=True)
+
+    def statistics_dataloader(self) -> DataLoader:
+        return DataLoader(self.data, batch_size=8)
+
+    def serves_embeddings(self) -> bool:
+        return self.embeddings
+
+    def train_class_counts(self) -> torch.Tensor:
+        return torch.bincount(self.data.tensors[1], minlength=2)
 
 
 def _model(backbone: nn.Module, dim: int, freeze: bool) -> SegmentEmotionClassifier:
@@ -31,10 +43,10 @@ def _model(backbone: nn.Module, dim: int, freeze: bool) -> SegmentEmotionClassif
     return SegmentEmotionClassifier(backbone, head, ["a", "b"], optimizer, freeze_backbone=freeze)
 
 
-def _fit(model: SegmentEmotionClassifier, inputs: torch.Tensor) -> None:
+def _fit(model: SegmentEmotionClassifier, inputs: torch.Tensor, embeddings: bool) -> None:
     quiet = {"enable_progress_bar": False, "enable_model_summary": False, "logger": False}
     trainer = L.Trainer(max_epochs=1, enable_checkpointing=False, accelerator="cpu", **quiet)
-    trainer.fit(model, datamodule=Served(inputs))
+    trainer.fit(model, datamodule=Served(inputs, embeddings))
 
 
 def _expected(embeddings: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -45,7 +57,7 @@ def _expected(embeddings: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 def test_fitted_on_cached_embeddings_like_standard_scaler() -> None:
     embeddings = torch.randn(37, 5, generator=torch.Generator().manual_seed(0)) * 0.05 + 0.2
     model = _model(nn.Identity(), 5, freeze=True)
-    _fit(model, embeddings)
+    _fit(model, embeddings, embeddings=True)
     mean, scale = _expected(embeddings)
     standardizer = model.head.standardizer
     assert standardizer.fitted
@@ -60,7 +72,7 @@ def test_fitted_through_the_backbone_on_patches() -> None:
     with torch.no_grad():
         embeddings = backbone(patches)
     model = _model(backbone, 3, freeze=False)
-    _fit(model, patches)
+    _fit(model, patches, embeddings=False)
     mean, scale = _expected(embeddings)
     torch.testing.assert_close(model.head.standardizer.mean, mean, rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(model.head.standardizer.scale, scale, rtol=1e-4, atol=1e-5)
@@ -69,7 +81,8 @@ def test_fitted_through_the_backbone_on_patches() -> None:
 def test_fitting_draws_nothing_from_the_generator_and_happens_once() -> None:
     model = _model(nn.Identity(), 2, freeze=True)
     model.trainer = type("T", (), {})()  # the two trainer attributes on_fit_start uses
-    model.trainer.datamodule = Served(torch.tensor([[0.0, 1.0], [2.0, 5.0], [4.0, 9.0]]))
+    inputs = torch.tensor([[0.0, 1.0], [2.0, 5.0], [4.0, 9.0]])
+    model.trainer.datamodule = Served(inputs, embeddings=True)
     model.trainer.strategy = type("S", (), {"reduce": staticmethod(lambda t, reduce_op: t)})()
     torch.manual_seed(3)
     state = torch.get_rng_state()

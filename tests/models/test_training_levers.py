@@ -17,18 +17,19 @@ CLASSES = ["angry", "happy", "sad", "neutral"]
 
 def _model(*overrides: str):
     cfg = composed("train", ["backbone=yamnet", "backbone.weights=none", *overrides])
-    from segser.setup.components import model_config
+    from segser.setup.components import model_config, model_options
 
-    return build_classifier(model_config(cfg))
+    return build_classifier(model_config(cfg), **model_options(cfg))
 
 
 def test_class_weights_are_inverse_frequencies_of_the_training_segments() -> None:
-    model = _model("head.input_norm=false")
-    model.class_weighted_loss = True
+    model = _model("head.input_norm=false", "loss.class_weights=true")
+    assert model.class_weighted_loss
     labels = torch.tensor([0] * 6 + [1] * 3 + [2] * 2 + [3] * 1)  # 12 segments
-    datamodule = SimpleNamespace(datasets={"train": SimpleNamespace(labels=labels)})
+    counts = torch.bincount(labels, minlength=4)  # what the datamodule's train_class_counts gives
+    datamodule = SimpleNamespace(train_class_counts=lambda: counts)
     model._trainer = SimpleNamespace(datamodule=datamodule)
-    model._weigh_classes()
+    model.on_fit_start()
     expected = torch.tensor([12 / (4 * 6), 12 / (4 * 3), 12 / (4 * 2), 12 / (4 * 1)])
     assert torch.allclose(model.loss.weight, expected)
     logits, targets = torch.randn(5, 4), torch.tensor([0, 3, 3, 1, 2])
