@@ -234,3 +234,27 @@ def test_slurm_requeue_runs_the_same_job_again() -> None:
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         cfg = compose("train", ["hydra/launcher=slurm"], return_hydra_config=True)
     assert cfg.hydra.launcher.max_num_timeout >= 1  # timeouts are requeued, not only preemption
+
+
+def test_a_run_from_before_the_architecture_rename_resumes(tmp_path: Path) -> None:
+    """A checkpoint that stored `backbone.net.params` (before issue 27) resumes under its new
+    name `backbone.net.architecture`; a real change of the overrides is still refused."""
+    stored = {
+        "backbone": {"net": {"bundle": "WAVLM_BASE_PLUS", "params": {"encoder_layer_drop": 0.1}}}
+    }
+    given = tmp_path / "before_the_rename.ckpt"
+    torch.save({"hyper_parameters": {"model_config": stored}}, given)
+    today = {
+        "backbone": {
+            "net": {"bundle": "WAVLM_BASE_PLUS", "architecture": {"encoder_layer_drop": 0.1}}
+        }
+    }
+    assert resume_from(tmp_path, str(given), today) == str(given)
+    changed = {
+        "backbone": {
+            "net": {"bundle": "WAVLM_BASE_PLUS", "architecture": {"encoder_layer_drop": 0.2}}
+        }
+    }
+    with pytest.raises(SegserError) as refused:
+        resume_from(tmp_path, str(given), changed)
+    assert "backbone.net.architecture.encoder_layer_drop=0.1 -> 0.2" in str(refused.value)
