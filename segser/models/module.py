@@ -23,7 +23,10 @@ OptimizerFactory = Callable[[Iterable[dict[str, Any]]], torch.optim.Optimizer]
 
 
 class SegmentSource(Protocol):
-    """What the module may ask of its datamodule (segser.data.datamodule.SegmentDataModule)."""
+    """What the module may ask of its datamodule (segser.data.datamodule.SegmentDataModule).
+
+    Asked in `setup`, from `trainer.datamodule`: a Trainer keeps the datamodule of its last
+    call, so give every fit/validate/test call its datamodule (segser's entry points do)."""
 
     def serves_embeddings(self) -> bool:
         """True: batches hold a frozen backbone's cached embeddings [B, D] (head only)."""
