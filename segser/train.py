@@ -54,7 +54,13 @@ def train(cfg: DictConfig, out_dir: Path, group: str | None = None) -> dict[str,
     """One training run; returns the metrics.json payload. Usable without Hydra's app."""
     check_config(cfg)  # before any corpus scan or cache build
     out_dir.mkdir(parents=True, exist_ok=True)
-    set_torch_threads(cfg.get("num_threads"))
+    with torch_threads_kept():  # the run's thread count while it runs, the caller's after
+        set_torch_threads(cfg.get("num_threads"))
+        return fit_test_write(cfg, out_dir, group)
+
+
+def fit_test_write(cfg: DictConfig, out_dir: Path, group: str | None) -> dict[str, Any]:
+    """Build the run's parts, fit, test the best checkpoint and write its results."""
     settings = training_settings(cfg)
     log.info("%s", describe(settings))
     L.seed_everything(cfg.seed, workers=True)
@@ -82,8 +88,8 @@ def train(cfg: DictConfig, out_dir: Path, group: str | None = None) -> dict[str,
     numerics = run_numerics(cfg, trainer.strategy.root_device)
     if numerics is not None:
         log.info("float32 on CUDA: %s", numerics)
-    # torch keeps the CUDA settings and the thread count process-wide: both restored after.
-    with cuda_numerics(numerics), torch_threads_kept(), loggers_finalized(loggers):
+    # torch keeps the CUDA settings process-wide: restored after (the thread count: by train).
+    with cuda_numerics(numerics), loggers_finalized(loggers):
         # Fit (from this run dir's last checkpoint, if a killed run left one).
         resume = resume_from(out_dir, cfg.get("ckpt_path"), config)
         trainer.fit(model, datamodule=datamodule, ckpt_path=resume, weights_only=True)

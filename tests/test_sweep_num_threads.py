@@ -26,7 +26,11 @@ LAUNCHERS = {  # overrides -> the launcher's own share of 16 cores (None: torch'
 
 
 class StopAfterThreads(Exception):
-    """Raised where train() would go on to read the corpus."""
+    """Raised where train() goes on after setting its threads, with the count it set."""
+
+    def __init__(self, threads: int) -> None:
+        super().__init__(threads)
+        self.threads = threads
 
 
 @pytest.fixture
@@ -41,7 +45,7 @@ def sweep_job(monkeypatch):
         monkeypatch.setattr(job_module, "available_cores", lambda: CORES)
 
         def stop(cfg):
-            raise StopAfterThreads
+            raise StopAfterThreads(torch.get_num_threads())
 
         monkeypatch.setattr(train_module, "training_settings", stop)
 
@@ -53,9 +57,10 @@ def _threads_of_a_job(sweep_job, overrides: list[str], tmp_path) -> int:
     cfg = composed("train", [*overrides, "dataset=demo"], return_hydra_config=True)
     sweep_job(cfg)
     torch.set_num_threads(5)  # neither the share nor the explicit value
-    with pytest.raises(StopAfterThreads):
+    with pytest.raises(StopAfterThreads) as stopped:
         train_module.train(cfg, tmp_path / "run")
-    return torch.get_num_threads()
+    assert torch.get_num_threads() == 5  # the caller's count is back once train() ends
+    return stopped.value.threads
 
 
 @pytest.mark.parametrize("launcher", list(LAUNCHERS))

@@ -149,3 +149,20 @@ def test_wandb_predictions_table_reads_csv_quoting(tmp_path: Path) -> None:
     log_to_wandb(logger, tmp_path, {"metrics": {"ALCA": 0.5}})
     assert logger.tables["test/predictions"] == (rows[0], rows[1:])
     assert logger.experiment.summary == {"test/ALCA": 0.5}
+
+
+def test_a_run_s_num_threads_last_only_as_long_as_the_run(tmp_path: Path) -> None:
+    """num_threads is the run's: a notebook's next run (or test) gets its own count back."""
+    import torch
+
+    before = torch.get_num_threads()
+    seen: list[int] = []
+    try:
+        torch.set_num_threads(2 if before != 2 else 3)
+        caller = torch.get_num_threads()
+        cfg = demo_config(tmp_path, "num_threads=1", "trainer.max_epochs=1")
+        train(cfg, tmp_path / "outputs" / "run")
+        seen.append(torch.get_num_threads())
+    finally:
+        torch.set_num_threads(before)
+    assert seen == [caller]

@@ -65,9 +65,9 @@ def set_torch_threads(num_threads: int | None) -> None:
 
 @contextmanager
 def torch_threads_kept() -> Iterator[None]:
-    """The thread count as it was on entry, back on exit. The head's one-thread CPU epochs
-    restore it in the datamodule's teardown, which Lightning skips when fit raises (a diverged
-    run): restored here too, for whatever runs next in the process."""
+    """The thread count as it was on entry, back on exit, for whatever runs next in the process:
+    a run sets its own (`num_threads`, a sweep job's share), and the head's one-thread CPU epochs
+    restore theirs in the datamodule's teardown, which Lightning skips when fit raises."""
     threads = torch.get_num_threads()
     try:
         yield
