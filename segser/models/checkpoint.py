@@ -33,6 +33,20 @@ MODEL_KEYS: dict[str, type] = {
     "segmentation": dict,
     "features": dict,
 }
+
+
+def current_model_config(config: dict[str, Any]) -> dict[str, Any]:
+    """A stored model_config under today's names (issue 27: backbone.net.params is architecture)."""
+    backbone = config.get("backbone")
+    net = backbone.get("net") if isinstance(backbone, dict) else None
+    if not isinstance(net, dict) or "params" not in net:
+        return config
+    params = net["params"]
+    net = {key: value for key, value in net.items() if key != "params"}
+    net["architecture"] = net.get("architecture") or params
+    return {**config, "backbone": {**backbone, "net": net}}
+
+
 RUN_KEY = "segser_run"  # the checkpoint entry that records the run's corpus and split
 # data.speaker_norm=true: the training statistics (segser.data.speaker_norm), float32 tensors
 SPEAKER_NORM_KEY = "segser_speaker_norm"
@@ -219,9 +233,8 @@ def load_trained(path: str | Path) -> TrainedModel:
     if isinstance(stored_run, dict) and stored_run.get("speaker_norm") is True:
         speaker_norm = speaker_norm_record(checkpoint, where)
     hyper_parameters = _entry(checkpoint, "hyper_parameters", dict, where)
-    config = plain_data(
-        _entry(hyper_parameters, "model_config", dict, where), f"{where}: model_config"
-    )
+    stored = _entry(hyper_parameters, "model_config", dict, where)
+    config = current_model_config(plain_data(stored, f"{where}: model_config"))
     for key, kind in MODEL_KEYS.items():
         _entry(config, key, kind, where)
     check_targets(config, f"{where}: model_config")

@@ -106,7 +106,7 @@ class SpeechTransformer(Backbone):
 
     `bundle`: a torchaudio.pipelines name (BUNDLES); `embedding_layers`: hidden-state indices
     (0 = the transformer's input, i = layer i; None: all); `architecture`: overrides of its
-    builder arguments (`params`: their name in checkpoints before issue 27);
+    builder arguments;
     `normalize_waveform`: None takes the bundle's. Normalisation is per segment (fairseq's
     rule; torchaudio's wrapper layer-norms the whole batch tensor, the same for a batch of one).
     """
@@ -126,13 +126,12 @@ class SpeechTransformer(Backbone):
         embedding_layers: Sequence[int] | None = None,
         normalize_waveform: bool | None = None,
         architecture: Mapping[str, Any] | None = None,
-        params: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.bundle_name = bundle
         found = ssl_bundle(bundle)
         self.file_name = found.file_name
-        full = net_architecture({"bundle": bundle, "architecture": architecture, "params": params})
+        full = net_architecture({"bundle": bundle, "architecture": architecture})
         self.model = found.builder(**full)
         self.wavlm = found.builder is wavlm_model
         self.embedding_layers = layer_range(full["encoder_num_layers"]).checked(embedding_layers)
@@ -253,7 +252,7 @@ class SpeechTransformer(Backbone):
     @classmethod
     def check_net_config(cls, net: Mapping[str, Any]) -> None:
         """A known bundle, architecture keys of its builder, `embedding_layers` in range; the
-        old key `params` (still read from checkpoints) is refused in a config."""
+        old key `params` is refused in a config (checkpoints: models.checkpoint renames it)."""
         if "params" in net:
             raise SegserError(
                 "backbone.net.params is now backbone.net.architecture (the arguments of "
@@ -264,9 +263,6 @@ class SpeechTransformer(Backbone):
 
 
 def net_architecture(net: Mapping[str, Any]) -> dict[str, Any]:
-    """The builder arguments a `backbone.net` config builds: its bundle's, with `architecture`
-    (in a checkpoint from before issue 27: the same overrides under `params`)."""
-    overrides = net.get("architecture")
-    if overrides is None:
-        overrides = net.get("params")
-    return ssl_bundle(str(net.get("bundle", "WAVLM_BASE_PLUS"))).architecture_with(overrides)
+    """The builder arguments a `backbone.net` config builds: its bundle's, with `architecture`."""
+    bundle = ssl_bundle(str(net.get("bundle", "WAVLM_BASE_PLUS")))
+    return bundle.architecture_with(net.get("architecture"))

@@ -22,6 +22,7 @@ from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from segser.errors import SegserError
+from segser.models.checkpoint import current_model_config
 
 log = logging.getLogger("segser")
 
@@ -118,26 +119,6 @@ def _dotted(config: Any, prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-# Config keys renamed since a checkpoint may have been written: old dotted prefix -> new one.
-RENAMED_KEYS = {"backbone.net.params.": "backbone.net.architecture."}  # issue 27: public names
-
-
-def _current_names(flat: dict[str, Any]) -> dict[str, Any]:
-    """A stored config's dotted keys under today's names (a run from before a rename resumes)."""
-    renamed = dict(flat)
-    for old_prefix, new_prefix in RENAMED_KEYS.items():
-        old_key, new_key = old_prefix.rstrip("."), new_prefix.rstrip(".")
-        moved = {k: v for k, v in flat.items() if k == old_key or k.startswith(old_prefix)}
-        if not moved or any(v is not None for k, v in flat.items() if k.startswith(new_key)):
-            continue
-        for key in [k for k in renamed if k == new_key or k.startswith(new_prefix)]:
-            del renamed[key]
-        for key, value in moved.items():
-            del renamed[key]
-            renamed[new_key + key[len(old_key) :]] = value
-    return renamed
-
-
 def _check_same_model(
     checkpoint: dict[str, Any], path: Path, model_config: dict[str, Any], fix: str
 ) -> None:
@@ -145,7 +126,7 @@ def _check_same_model(
     stored = (checkpoint.get("hyper_parameters") or {}).get("model_config")
     if not isinstance(stored, dict):
         return
-    old, new = _current_names(_dotted(stored)), _dotted(model_config)
+    old, new = _dotted(current_model_config(stored)), _dotted(model_config)
     changed = sorted(key for key in old.keys() | new.keys() if old.get(key) != new.get(key))
     if changed:
         shown = ", ".join(f"{key}={old.get(key)!r} -> {new.get(key)!r}" for key in changed[:3])

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 import torchaudio
 
 from segser.errors import SegserError
+from segser.models.checkpoint import current_model_config
 from segser.models.ssl import SpeechTransformer
 from segser.models.ssl_bundles import BUNDLES, find_bundle, ssl_bundle
 from segser.models.ssl_weights import bundle_url
@@ -284,11 +285,13 @@ def test_the_bundle_reading_is_the_builders_public_arguments(bundle: str) -> Non
 def test_a_checkpoint_s_old_params_key_builds_the_same_network() -> None:
     """Checkpoints before issue 27 store the architecture under `params`; a config may not."""
     tiny = tiny_architecture("WAVLM_BASE_PLUS", 3)
-    old = SpeechTransformer("WAVLM_BASE_PLUS", params=tiny)
+    stored = {"backbone": {"net": {"bundle": "WAVLM_BASE_PLUS", "params": tiny}}}
+    old_net = current_model_config(stored)["backbone"]["net"]
+    old = SpeechTransformer(**old_net)
     new = SpeechTransformer("WAVLM_BASE_PLUS", architecture=tiny)
     assert {k: v.shape for k, v in old.state_dict().items()} == {
         k: v.shape for k, v in new.state_dict().items()
     }
-    assert SpeechTransformer.num_layers({"bundle": "WAVLM_BASE_PLUS", "params": tiny}) == 4
+    assert SpeechTransformer.num_layers(old_net) == 4
     with pytest.raises(SegserError, match=r"^backbone.net.params is now backbone.net.architec"):
         SpeechTransformer.check_net_config({"bundle": "WAVLM_BASE_PLUS", "params": tiny})
