@@ -131,7 +131,7 @@ class SpeechTransformer(Backbone):
         self.bundle_name = bundle
         found = ssl_bundle(bundle)
         self.file_name = found.file_name
-        full = net_architecture({"bundle": bundle, "architecture": architecture})
+        full = found.architecture_with(architecture)
         self.model = found.builder(**full)
         self.wavlm = found.builder is wavlm_model
         self.embedding_layers = layer_range(full["encoder_num_layers"]).checked(embedding_layers)
