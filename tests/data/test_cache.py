@@ -318,7 +318,7 @@ def test_groups_stop_at_group_seconds_and_give_each_clips_own_patches(
 
 
 @pytest.mark.parametrize("tail", ["pad", "stop"])
-def test_cached_segment_counts_follow_the_readme_rule_around_hop_multiples(
+def test_cached_segment_counts_follow_the_documented_rule_around_hop_multiples(
     tail: str, tmp_path: Path
 ) -> None:
     """Clips a sample short of, at and just past 1 s + k * 0.5 s: the cache holds exactly the

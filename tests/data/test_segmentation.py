@@ -164,7 +164,7 @@ def test_segment_waveform_on_cuda_matches_cpu() -> None:
     assert torch.equal(on_gpu.cpu(), segment_waveform(waveform, SR, 1.0, 0.5))
 
 
-def _readme_count(num_samples: int, window: int, hop: int, tail: str) -> int:
+def _documented_count(num_samples: int, window: int, hop: int, tail: str) -> int:
     """The rule of docs/paper-differences.md, walked window by window: `pad` keeps every window
     that starts inside the clip; `stop` ends at the first window that reaches the clip's end."""
     count, start = 0, 0
@@ -185,7 +185,7 @@ def test_counts_around_every_multiple_of_the_hop(
     window, hop = round(window_seconds * SR), round(hop_seconds * SR)
     for k in range(10):
         for num_samples in (window + k * hop - 1, window + k * hop, window + k * hop + 1):
-            expected = _readme_count(num_samples, window, hop, tail)
+            expected = _documented_count(num_samples, window, hop, tail)
             got = count_segments(num_samples, SR, window_seconds, hop_seconds, tail)
             assert got == expected, (num_samples, tail)
             starts = segment_start_samples(num_samples, SR, window_seconds, hop_seconds, tail)
